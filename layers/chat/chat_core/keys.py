@@ -1,0 +1,82 @@
+"""Every Redis key and channel name the system uses, in one place.
+
+Keys that one script touches share a hash tag (the part in braces), so the same code runs
+on a single server and on a cluster: a task's meta hash and its stream live in one slot,
+a session's keys in another, the completions machinery in a third.
+"""
+
+from __future__ import annotations
+
+PREFIX = "chat"
+
+
+# --- Tasks (tag = task id) -----------------------------------------------------------------
+def task_meta(task_id: str) -> str:
+    return f"{PREFIX}:task:{{{task_id}}}:meta"
+
+
+def task_stream(task_id: str) -> str:
+    return f"{PREFIX}:task:{{{task_id}}}:stream"
+
+
+def operation(operation_id: str) -> str:
+    """operation id → task id, for webhooks that know only the operation."""
+    return f"{PREFIX}:op:{{{operation_id}}}"
+
+
+RUNNING_TASKS = f"{PREFIX}:tasks:running"
+"""Sorted set: task id scored by lease expiry (ms). The sweeper's index; never SCAN."""
+
+
+def running_operation(tool_call_id: str) -> str:
+    """Duplicate-run guard of a long-running tool call."""
+    return f"{PREFIX}:running-op:{{{tool_call_id}}}"
+
+
+# --- Sessions (tag = session id) -----------------------------------------------------------
+def session_active_task(session_id: str) -> str:
+    return f"{PREFIX}:session:{{{session_id}}}:active"
+
+
+def session_meta(session_id: str) -> str:
+    return f"{PREFIX}:session:{{{session_id}}}:meta"
+
+
+def session_messages(session_id: str) -> str:
+    return f"{PREFIX}:session:{{{session_id}}}:messages"
+
+
+def session_usage(session_id: str) -> str:
+    return f"{PREFIX}:session:{{{session_id}}}:usage"
+
+
+def session_cache(session_id: str) -> str:
+    return f"{PREFIX}:session:{{{session_id}}}:cache"
+
+
+def session_cache_version(session_id: str) -> str:
+    return f"{PREFIX}:session:{{{session_id}}}:cache-version"
+
+
+def user_sessions(user_id: str) -> str:
+    """Sorted set of a user's session ids scored by last update (ms)."""
+    return f"{PREFIX}:user:{{{user_id}}}:sessions"
+
+
+# --- Completions (one tag, so dead-lettering and dedupe are single scripts) ----------------
+COMPLETIONS = f"{PREFIX}:{{completions}}:stream"
+COMPLETIONS_GROUP = "chat-workers"
+DEAD_LETTERS = f"{PREFIX}:{{completions}}:dead"
+COMPLETION_FAILURES = f"{PREFIX}:{{completions}}:failures"
+
+
+def webhook_seen(webhook_id: str) -> str:
+    return f"{PREFIX}:{{completions}}:webhook:{webhook_id}"
+
+
+# --- Pub/sub -------------------------------------------------------------------------------
+def channel(bus_name: str, key: str) -> str:
+    return f"{bus_name}/{key}"
+
+
+SESSION_EVENTS_BUS = f"{PREFIX}-session-events"

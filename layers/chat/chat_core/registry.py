@@ -1,0 +1,713 @@
+"""The stream registry: each task's chunks in a Redis stream, replayable from any cursor.
+
+    task = await create_task(session_id="s1", user_id="u1")
+    await publish_chunks(task.task_id, [Start(message_id="m1"), StartStep()])
+    async with subscribe(task.task_id, cursor="0-0") as sub:
+        async for entry in sub:                 # replay, then live, until `finish`
+            print(entry.id, entry.data)
+    await mark_task_completed(task.task_id, "completed")   # appends the one `finish`
+
+Per task, under the hash tag `{task_id}`: a meta HASH (who, what, status, lease, cancel
+flag) and a STREAM (field `data` = chunk wire JSON). Every write is one Lua script on that
+slot, so a status change and its chunks land together and the two keys' TTLs move together.
+The TTL never drops below the lease, so a running task's meta cannot expire under it.
+
+Outside the tag: `operation id → task id`, `session → active task` (O(1) lookup) and the
+sorted set of running tasks by lease expiry, which is the sweeper's index.
+
+Lifecycle: `running` → `completed` | `failed` | `cancelled`, only once (compare-and-set).
+While running a task is in one phase: `queued` (waiting for a worker), `working` (a worker
+holds the lease) or `awaiting` (an external operation will report back by webhook).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Literal, NamedTuple
+
+from . import keys
+from .protocol.chunks import FINISH_JSON, Chunk, Error
+from .redis_client import get_redis
+from .settings import get_settings
+
+FinalStatus = Literal["completed", "failed", "cancelled"]
+TASK_EXPIRED = "TASK_EXPIRED"
+TASK_NOT_FOUND = "TASK_NOT_FOUND"
+
+
+class TaskAlreadyRunning(Exception):
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"task {task_id} is still running in this session")
+        self.task_id = task_id
+
+
+class TaskNotRunning(Exception):
+    """Writing to a task that finished (or vanished): its worker must stop."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"task {task_id} is not running")
+        self.task_id = task_id
+
+
+@dataclass(frozen=True)
+class ActiveTask:
+    task_id: str
+    session_id: str
+    user_id: str | None
+    tool_call_id: str
+    tool_name: str
+    operation_id: str
+    status: str
+    created_at: datetime
+    phase: str = "queued"
+    lease_until_ms: int = 0
+    worker: str = ""
+    cancel_requested: bool = False
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, str]) -> "ActiveTask":
+        return cls(
+            task_id=meta["task_id"],
+            session_id=meta.get("session_id", ""),
+            user_id=meta.get("user_id") or None,
+            tool_call_id=meta.get("tool_call_id", ""),
+            tool_name=meta.get("tool_name", ""),
+            operation_id=meta.get("operation_id", ""),
+            status=meta.get("status", ""),
+            created_at=datetime.fromisoformat(meta["created_at"]),
+            phase=meta.get("phase", ""),
+            lease_until_ms=int(meta.get("lease_until") or 0),
+            worker=meta.get("worker", ""),
+            cancel_requested=meta.get("cancel") == "1",
+        )
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+    def visible_to(self, user_id: str | None) -> bool:
+        """Owned tasks are visible only to their owner; anonymous ones to whoever has the id."""
+        return self.user_id is None or self.user_id == user_id
+
+
+class StreamEntry(NamedTuple):
+    id: str
+    data: str
+
+    @property
+    def type(self) -> str:
+        return json.loads(self.data)["type"]
+
+
+# --- Lua ------------------------------------------------------------------------------------
+# keep_alive: meta and stream expire together, never before the lease runs out.
+# finish: the single place a task leaves `running`, appending `error` (if any) and `finish`.
+_PRELUDE = """
+local function keep_alive(meta, stream, ttl, now)
+  local lease = tonumber(redis.call('HGET', meta, 'lease_until') or '0') or 0
+  if lease - now + ttl > ttl then ttl = lease - now + ttl end
+  redis.call('PEXPIRE', meta, ttl)
+  redis.call('PEXPIRE', stream, ttl)
+end
+local function finish(meta, stream, status, now, maxlen, ttl, error_json, finish_json)
+  redis.call('HSET', meta, 'status', status, 'finished_at', now, 'lease_until', 0)
+  local ids = {}
+  if error_json ~= '' then
+    ids[1] = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'data', error_json)
+  end
+  ids[#ids + 1] = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'data', finish_json)
+  keep_alive(meta, stream, ttl, now)
+  return ids
+end
+"""
+
+class _Lua:
+    """A script registered lazily and always run on the current loop's client.
+
+    redis-py retries NOSCRIPT with EVAL, which ElastiCache needs after a failover. Scripts
+    are never queued in pipelines: a cluster pipeline would not load them first.
+    """
+
+    def __init__(self, body: str, prelude: bool = True) -> None:
+        self.body = (_PRELUDE if prelude else "") + body
+        self._script: Any = None
+
+    async def __call__(self, keys: list[str], args: Iterable[Any]) -> Any:
+        client = get_redis()
+        if self._script is None:
+            self._script = client.register_script(self.body)
+        return await self._script(keys=keys, args=list(args), client=client)
+
+
+# KEYS: meta, stream. ARGV: ttl, now, field, value, ...
+_CREATE = _Lua(
+    """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+keep_alive(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]))
+return 1
+"""
+)
+
+# KEYS: meta, stream. ARGV: maxlen, ttl, now, data, ...  → entry ids, or nil if not running
+_PUBLISH = _Lua(
+    """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return false end
+local ids = {}
+for i = 4, #ARGV do
+  ids[#ids + 1] = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'data', ARGV[i])
+end
+keep_alive(KEYS[1], KEYS[2], tonumber(ARGV[2]), tonumber(ARGV[3]))
+return ids
+"""
+)
+
+# KEYS: meta, stream. ARGV: status, now, maxlen, ttl, error_json, finish_json
+_COMPLETE = _Lua(
+    """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return false end
+return finish(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]),
+              ARGV[5], ARGV[6])
+"""
+)
+
+# KEYS: meta, stream. ARGV: now, maxlen, ttl, finish_json, then error JSON per phase
+# (queued, working, awaiting). → 'gone' | 'failed' | the lease (ms) if it was extended
+_EXPIRE = _Lua(
+    """
+local st = redis.call('HMGET', KEYS[1], 'status', 'lease_until', 'phase')
+if st[1] ~= 'running' then return 'gone' end
+local lease = tonumber(st[2] or '0') or 0
+if lease > tonumber(ARGV[1]) then return tostring(lease) end
+local error_json = ARGV[5]
+if st[3] == 'working' then error_json = ARGV[6] elseif st[3] == 'awaiting' then error_json = ARGV[7] end
+finish(KEYS[1], KEYS[2], 'failed', tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), error_json, ARGV[4])
+return 'failed'
+"""
+)
+
+# KEYS: meta, stream. ARGV: worker, lease_ms, now, ttl  → 'ok' | 'taken' | 'not-running'
+_CLAIM = _Lua(
+    """
+local st = redis.call('HMGET', KEYS[1], 'status', 'worker')
+if st[1] ~= 'running' then return 'not-running' end
+if st[2] and st[2] ~= '' then return 'taken' end
+local now = tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], 'worker', ARGV[1], 'phase', 'working', 'lease_until', now + tonumber(ARGV[2]))
+keep_alive(KEYS[1], KEYS[2], tonumber(ARGV[4]), now)
+return 'ok'
+"""
+)
+
+# KEYS: meta, stream. ARGV: worker, lease_ms, now, ttl  → {status, cancel, held}
+_REFRESH = _Lua(
+    """
+local st = redis.call('HMGET', KEYS[1], 'status', 'worker', 'cancel')
+if st[1] ~= 'running' or st[2] ~= ARGV[1] then return {st[1] or '', st[3] or '', 0} end
+local now = tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], 'lease_until', now + tonumber(ARGV[2]))
+keep_alive(KEYS[1], KEYS[2], tonumber(ARGV[4]), now)
+return {st[1], st[3] or '', 1}
+"""
+)
+
+# KEYS: meta, stream. ARGV: phase, lease_until, now, ttl  → 1, or nil if not running
+_SET_PHASE = _Lua(
+    """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return false end
+redis.call('HSET', KEYS[1], 'phase', ARGV[1], 'lease_until', ARGV[2], 'worker', '')
+keep_alive(KEYS[1], KEYS[2], tonumber(ARGV[4]), tonumber(ARGV[3]))
+return 1
+"""
+)
+
+# KEYS: meta, stream. ARGV: operation_id, maxlen, ttl, now, lease_until, data, ...
+# Publishes an operation's result once and hands the task back to the queue for a worker.
+_APPLY_RESULT = _Lua(
+    """
+local st = redis.call('HMGET', KEYS[1], 'status', 'operation_id', 'result_applied')
+if st[1] ~= 'running' then return 'not-running' end
+if st[2] ~= ARGV[1] then return 'wrong-operation' end
+if st[3] == '1' then return 'duplicate' end
+for i = 6, #ARGV do
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'data', ARGV[i])
+end
+redis.call('HSET', KEYS[1], 'result_applied', '1', 'phase', 'queued', 'lease_until', ARGV[5], 'worker', '')
+keep_alive(KEYS[1], KEYS[2], tonumber(ARGV[3]), tonumber(ARGV[4]))
+return 'applied'
+"""
+)
+
+# KEYS: meta. → {status, phase}; raises the cancel flag only on a running task
+_CANCEL = _Lua(
+    """
+local st = redis.call('HMGET', KEYS[1], 'status', 'phase')
+if st[1] == 'running' then redis.call('HSET', KEYS[1], 'cancel', '1') end
+return {st[1] or '', st[2] or ''}
+""",
+    prelude=False,
+)
+
+# KEYS: session pointer. ARGV: task_id, ttl, expected current ('' = none)  → nil, or the holder
+_CLAIM_SESSION = _Lua(
+    """
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[3] then return current end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+""",
+    prelude=False,
+)
+
+# KEYS: key. ARGV: expected value
+_DELETE_IF = _Lua(
+    """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+""",
+    prelude=False,
+)
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _ttl_ms() -> int:
+    return get_settings().stream_ttl_seconds * 1000
+
+
+def _json(chunk: Chunk | str) -> str:
+    return chunk if isinstance(chunk, str) else chunk.to_json()
+
+
+def _task_keys(task_id: str) -> list[str]:
+    return [keys.task_meta(task_id), keys.task_stream(task_id)]
+
+
+async def _extend_index(task: ActiveTask, lease_until: int) -> None:
+    """Move the keys outside the task's slot along with its lease."""
+    ttl = _ttl_ms() + max(0, lease_until - _now_ms())
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.zadd(keys.RUNNING_TASKS, {task.task_id: lease_until})
+    pipe.pexpire(keys.operation(task.operation_id), ttl)
+    pipe.pexpire(keys.session_active_task(task.session_id), ttl)
+    await pipe.execute()
+
+
+# --- Creating and writing -------------------------------------------------------------------
+async def create_task(
+    *,
+    session_id: str,
+    user_id: str | None,
+    tool_call_id: str = "chat_stream",
+    tool_name: str = "chat",
+    operation_id: str | None = None,
+    task_id: str | None = None,
+    takes_over_from: str | None = None,
+    lease_seconds: int | None = None,
+) -> ActiveTask:
+    """Create a running task and make it the session's active one.
+
+    A session runs one task at a time: `TaskAlreadyRunning` if another is running, unless
+    this task `takes_over_from` it (a turn handing over to the operation it started).
+    Every key is written with its TTL; none can be left without one.
+    """
+    settings = get_settings()
+    task_id = task_id or str(uuid.uuid4())
+    operation_id = operation_id or str(uuid.uuid4())
+    now = _now_ms()
+    lease_until = now + (lease_seconds or settings.dispatch_grace_seconds) * 1000
+    ttl = _ttl_ms() + (lease_until - now)
+
+    await _claim_session(session_id, task_id, ttl, expected=takes_over_from or "")
+
+    meta = {
+        "task_id": task_id,
+        "session_id": session_id,
+        "user_id": user_id or "",
+        "tool_call_id": tool_call_id,
+        "tool_name": tool_name,
+        "operation_id": operation_id,
+        "status": "running",
+        "phase": "queued",
+        "created_at": datetime.now(timezone.utc).isoformat(),
+        "lease_until": str(lease_until),
+        "worker": "",
+    }
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.set(keys.operation(operation_id), task_id, px=ttl)
+    pipe.zadd(keys.RUNNING_TASKS, {task_id: lease_until})
+    created, _ = await asyncio.gather(
+        _CREATE(keys=_task_keys(task_id), args=[_ttl_ms(), now, *_flatten(meta)]),
+        pipe.execute(),
+    )
+    if not created:
+        raise ValueError(f"task {task_id} already exists")
+    return ActiveTask.from_meta(meta)
+
+
+def _flatten(mapping: dict[str, str]) -> list[str]:
+    return [item for pair in mapping.items() for item in pair]
+
+
+async def _claim_session(session_id: str, task_id: str, ttl: int, expected: str) -> None:
+    pointer = keys.session_active_task(session_id)
+    for _ in range(3):
+        holder = await _CLAIM_SESSION(keys=[pointer], args=[task_id, ttl, expected])
+        if holder is None:
+            return
+        # A task that ended without clearing the pointer (a crash between the two
+        # writes) no longer holds the session.
+        if await get_redis().hget(keys.task_meta(holder), "status") == "running":
+            raise TaskAlreadyRunning(holder)
+        expected = holder
+    raise TaskAlreadyRunning(expected)
+
+
+async def publish_chunk(task_id: str, chunk: Chunk | str) -> str:
+    return (await publish_chunks(task_id, [chunk]))[0]
+
+
+async def publish_chunks(task_id: str, chunks: Sequence[Chunk | str]) -> list[str]:
+    """Append chunks in one round trip (XADD each, TTLs of stream and meta refreshed
+    together); returns their entry ids.
+
+    Raises `TaskNotRunning` once the task has finished: a worker that lost its task (the
+    sweeper failed it, a user cancelled it) learns it on its next write and stops.
+    """
+    if not chunks:
+        return []
+    ids = await _PUBLISH(
+        keys=_task_keys(task_id),
+        args=[get_settings().stream_max_length, _ttl_ms(), _now_ms(), *map(_json, chunks)],
+    )
+    if ids is None:
+        raise TaskNotRunning(task_id)
+    return list(ids)
+
+
+async def mark_task_completed(
+    task_id: str, status: FinalStatus = "completed", error_text: str | None = None
+) -> bool:
+    """End a running task and append its single `finish` (after an `error` when failed).
+
+    Only the first call changes anything; later calls return False and append nothing.
+    """
+    if status not in ("completed", "failed", "cancelled"):
+        raise ValueError(f"cannot complete a task as {status!r}")
+    error_json = (
+        Error(error_text=error_text or "The request failed.").to_json()
+        if status == "failed"
+        else ""
+    )
+    ids = await _COMPLETE(
+        keys=_task_keys(task_id),
+        args=[status, _now_ms(), get_settings().stream_max_length, _ttl_ms(), error_json, FINISH_JSON],
+    )
+    if ids is None:
+        return False
+    await _forget_running(task_id)
+    return True
+
+
+async def _forget_running(task_id: str) -> None:
+    r = get_redis()
+    session_id = await r.hget(keys.task_meta(task_id), "session_id")
+    cleared = [r.zrem(keys.RUNNING_TASKS, task_id)]
+    if session_id:
+        cleared.append(_DELETE_IF(keys=[keys.session_active_task(session_id)], args=[task_id]))
+    await asyncio.gather(*cleared)
+
+
+# --- Reading ------------------------------------------------------------------------------
+async def get_task(task_id: str) -> ActiveTask | None:
+    meta = await get_redis().hgetall(keys.task_meta(task_id))
+    return ActiveTask.from_meta(meta) if meta else None
+
+
+async def find_task_by_operation_id(operation_id: str) -> ActiveTask | None:
+    task_id = await get_redis().get(keys.operation(operation_id))
+    return await get_task(task_id) if task_id else None
+
+
+async def get_task_with_expiry_info(task_id: str) -> tuple[ActiveTask | None, str | None]:
+    """(task, None); (None, TASK_EXPIRED) when only its stream is left; else TASK_NOT_FOUND."""
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.hgetall(keys.task_meta(task_id))
+    pipe.exists(keys.task_stream(task_id))
+    meta, stream_exists = await pipe.execute()
+    if meta:
+        return ActiveTask.from_meta(meta), None
+    return None, TASK_EXPIRED if stream_exists else TASK_NOT_FOUND
+
+
+async def last_entry_id(task_id: str) -> str:
+    entries = await get_redis().xrevrange(keys.task_stream(task_id), count=1)
+    return entries[0][0] if entries else "0-0"
+
+
+async def get_active_task_for_session(
+    session_id: str, user_id: str | None = None
+) -> tuple[ActiveTask | None, str]:
+    """The session's running task and its last entry id: a pointer read, then one
+    round trip on the task's slot. Never a SCAN."""
+    r = get_redis()
+    task_id = await r.get(keys.session_active_task(session_id))
+    if not task_id:
+        return None, "0-0"
+    pipe = r.pipeline(transaction=False)
+    pipe.hgetall(keys.task_meta(task_id))
+    pipe.xrevrange(keys.task_stream(task_id), count=1)
+    meta, last = await pipe.execute()
+    if not meta:
+        return None, "0-0"
+    task = ActiveTask.from_meta(meta)
+    if not task.running or not task.visible_to(user_id):
+        return None, "0-0"
+    return task, last[0][0] if last else "0-0"
+
+
+# --- Workers, leases, cancellation ----------------------------------------------------------
+async def claim_task(task_id: str, worker_id: str) -> Literal["ok", "taken", "not-running"]:
+    """Take a task's worker lease. Only the first claim wins, so a retried invocation of
+    the same job never runs a turn twice."""
+    now = _now_ms()
+    lease_ms = get_settings().worker_lease_seconds * 1000
+    result = await _CLAIM(keys=_task_keys(task_id), args=[worker_id, lease_ms, now, _ttl_ms()])
+    if result == "ok":
+        await get_redis().zadd(keys.RUNNING_TASKS, {task_id: now + lease_ms})
+    return result
+
+
+class LeaseState(NamedTuple):
+    status: str
+    cancel_requested: bool
+    held: bool
+
+
+async def refresh_lease(task: ActiveTask, worker_id: str) -> LeaseState:
+    """Extend the worker's lease (and every key of the task with it); report cancellation."""
+    now = _now_ms()
+    lease_ms = get_settings().worker_lease_seconds * 1000
+    status, cancel, held = await _REFRESH(
+        keys=_task_keys(task.task_id), args=[worker_id, lease_ms, now, _ttl_ms()]
+    )
+    if held:
+        await _extend_index(task, now + lease_ms)
+    return LeaseState(status, cancel == "1", bool(held))
+
+
+async def set_phase(task: ActiveTask, phase: Literal["queued", "awaiting"], seconds: int) -> bool:
+    """Release the worker lease and give the task `seconds` before the sweeper fails it:
+    `awaiting` a webhook, or `queued` for the next worker."""
+    now = _now_ms()
+    lease_until = now + seconds * 1000
+    ok = await _SET_PHASE(keys=_task_keys(task.task_id), args=[phase, lease_until, now, _ttl_ms()])
+    if ok:
+        await _extend_index(task, lease_until)
+    return bool(ok)
+
+
+async def apply_operation_result(
+    task: ActiveTask, chunks: Sequence[Chunk | str]
+) -> Literal["applied", "duplicate", "not-running", "wrong-operation"]:
+    """Publish an operation's result into its task exactly once, then queue the task for
+    the worker that writes the continuation. Duplicates and late arrivals publish nothing."""
+    settings = get_settings()
+    now = _now_ms()
+    lease_until = now + settings.dispatch_grace_seconds * 1000
+    result = await _APPLY_RESULT(
+        keys=_task_keys(task.task_id),
+        args=[
+            task.operation_id,
+            settings.stream_max_length,
+            _ttl_ms(),
+            now,
+            lease_until,
+            *map(_json, chunks),
+        ],
+    )
+    if result == "applied":
+        await _extend_index(task, lease_until)
+    return result
+
+
+async def request_cancel(task_id: str) -> tuple[str, str]:
+    """Raise the cancel flag of a running task; returns its (status, phase) as it was.
+
+    A worker holding the task notices within `cancel_poll_ms`; a task with no worker on it
+    (queued or awaiting a webhook) is for the caller to end.
+    """
+    status, phase = await _CANCEL(keys=[keys.task_meta(task_id)], args=[])
+    return status, phase
+
+
+async def is_cancel_requested(task_id: str) -> bool:
+    return await get_redis().hget(keys.task_meta(task_id), "cancel") == "1"
+
+
+# --- Sweeping -------------------------------------------------------------------------------
+async def expired_task_ids(limit: int = 100) -> list[str]:
+    return await get_redis().zrangebyscore(keys.RUNNING_TASKS, 0, _now_ms(), start=0, num=limit)
+
+
+async def fail_if_lease_expired(
+    task_id: str, messages: dict[str, str]
+) -> Literal["failed", "extended", "gone"]:
+    """Fail a running task whose lease ran out, with the `error` its reader sees for the
+    phase it was in (`messages`: queued / working / awaiting → text). Keeps the index
+    honest either way."""
+    errors = [Error(error_text=messages[p]).to_json() for p in ("queued", "working", "awaiting")]
+    result = await _EXPIRE(
+        keys=_task_keys(task_id),
+        args=[_now_ms(), get_settings().stream_max_length, _ttl_ms(), FINISH_JSON, *errors],
+    )
+    if result in ("failed", "gone"):
+        await _forget_running(task_id)
+        return result
+    await get_redis().zadd(keys.RUNNING_TASKS, {task_id: int(result)})
+    return "extended"
+
+
+# --- Subscribing ----------------------------------------------------------------------------
+_END = StreamEntry("", "")
+_OVERFLOW = StreamEntry("", "overflow")
+
+
+class Subscription:
+    """Replays a task's stream after `cursor`, then follows it live until `finish`.
+
+    A listener task reads Redis into a bounded queue. A reader that stays more than
+    `subscriber_queue_size` entries behind for `subscriber_put_timeout_seconds` loses the
+    subscription: what it never received is dropped and it gets an `error` naming the last
+    id it was given, so it reconnects from there losing nothing, and memory stays bounded.
+    """
+
+    def __init__(self, task_id: str, cursor: str = "0-0") -> None:
+        settings = get_settings()
+        self.task_id = task_id
+        self.last_delivered_id = cursor
+        self._cursor = cursor
+        self._queue: asyncio.Queue[StreamEntry] = asyncio.Queue(settings.subscriber_queue_size)
+        self._put_timeout = settings.subscriber_put_timeout_seconds
+        self._page = settings.replay_page_size
+        self._block_ms = settings.read_block_ms
+        self._listener: asyncio.Task[None] | None = None
+        self._ended = False
+
+    async def __aenter__(self) -> "Subscription":
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def start(self) -> None:
+        if self._listener is None:
+            self._listener = asyncio.create_task(self._listen(), name=f"listen:{self.task_id}")
+
+    async def close(self) -> None:
+        """Unsubscribe: cancel the listener and wait until it is gone."""
+        listener, self._listener = self._listener, None
+        if listener is not None and not listener.done():
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+
+    def __aiter__(self) -> "Subscription":
+        return self
+
+    async def __anext__(self) -> StreamEntry:
+        return await self.next()  # type: ignore[return-value]
+
+    async def next(self, timeout: float | None = None) -> StreamEntry | None:
+        """The next entry; None when `timeout` passes first; StopAsyncIteration at the end."""
+        if self._ended:
+            raise StopAsyncIteration
+        self.start()
+        try:
+            async with asyncio.timeout(timeout):
+                entry = await self._queue.get()
+        except TimeoutError:
+            return None
+        if entry is _END:
+            self._ended = True
+            raise StopAsyncIteration
+        if entry is _OVERFLOW:
+            self._ended = True
+            text = (
+                "This reader fell too far behind the stream. Reconnect with Last-Event-ID "
+                f"{self.last_delivered_id} to continue without losing anything."
+            )
+            return StreamEntry(self.last_delivered_id, Error(error_text=text).to_json())
+        if entry.id:
+            self.last_delivered_id = entry.id
+        return entry
+
+    async def _listen(self) -> None:
+        r = get_redis()
+        stream, meta = keys.task_stream(self.task_id), keys.task_meta(self.task_id)
+        catching_up, task_over = True, False
+        try:
+            while True:
+                # Replay in pages without blocking; block only once at the tail of a task
+                # that is still running. Nothing here can wait forever.
+                reply = await r.xread(
+                    {stream: self._cursor},
+                    count=self._page,
+                    block=None if (catching_up or task_over) else self._block_ms,
+                )
+                entries = reply[0][1] if reply else []
+                for entry_id, fields in entries:
+                    self._cursor = entry_id
+                    entry = StreamEntry(entry_id, fields["data"])
+                    if not await self._put(entry):
+                        return
+                    if entry.type == "finish":
+                        await self._put(_END)
+                        return
+                if len(entries) == self._page:
+                    catching_up = True
+                elif task_over:
+                    await self._put(_END)
+                    return
+                elif entries and not catching_up:
+                    continue  # live and flowing
+                elif await r.hget(meta, "status") != "running":
+                    # Status and `finish` change in one script: once the status moved, one
+                    # more read returns the finish if the stream still has it.
+                    task_over = True
+                else:
+                    catching_up = False
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # Redis went away mid-stream: end with a readable error.
+            text = f"The stream was interrupted ({type(exc).__name__}). Reconnect to resume."
+            self._drain()
+            self._queue.put_nowait(StreamEntry("", Error(error_text=text).to_json()))
+            self._queue.put_nowait(_END)
+
+    async def _put(self, entry: StreamEntry) -> bool:
+        try:
+            async with asyncio.timeout(self._put_timeout):
+                await self._queue.put(entry)
+            return True
+        except TimeoutError:
+            # The reader stopped reading. Drop what it never received (it resumes from its
+            # last delivered id) and leave a single overflow marker.
+            self._drain()
+            self._queue.put_nowait(_OVERFLOW)
+            return False
+
+    def _drain(self) -> None:
+        while not self._queue.empty():
+            self._queue.get_nowait()
+
+
+def subscribe(task_id: str, cursor: str = "0-0") -> Subscription:
+    return Subscription(task_id, cursor)

@@ -1,0 +1,138 @@
+"""All configuration, read once from the environment (prefix ``CHAT_``).
+
+    from chat_core.settings import get_settings
+    settings = get_settings()
+    settings.redis_url          # None in dev: the embedded server is started instead
+
+Every knob the system has lives here, so a deployment is described by its environment and
+nothing else. ``get_settings()`` caches; tests change the environment and call
+``get_settings.cache_clear()``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHAT_", extra="ignore")
+
+    # --- Redis ---------------------------------------------------------------------------
+    redis_url: str | None = None
+    """`redis://` or `rediss://` (TLS). Unset in dev and tests: an embedded server is started."""
+    redis_mode: Literal["standalone", "cluster"] = "standalone"
+    """ElastiCache Serverless and MemoryDB are always `cluster`."""
+    redis_connect_timeout: float = 5.0
+    redis_socket_timeout: float = 10.0
+    """Must outlast `read_block_ms`; the client factory raises it when it does not."""
+    redis_protocol: Literal[2, 3] = 2
+    redis_max_connections: int = 256
+    redis_health_check_interval: int = 30
+    pubsub_mode: Literal["auto", "classic", "sharded"] = "auto"
+    """`auto` uses sharded pub/sub on a cluster whose servers have it (Redis 7+)."""
+
+    # --- Task streams --------------------------------------------------------------------
+    stream_ttl_seconds: int = 3600
+    """How long a finished task stays replayable; also the reconnect window."""
+    stream_max_length: int = 10_000
+    read_block_ms: int = 5_000
+    replay_page_size: int = 500
+    subscriber_queue_size: int = 1_000
+    subscriber_put_timeout_seconds: float = 5.0
+    heartbeat_seconds: float = 15.0
+    coalesce_ms: int = Field(10, ge=0, le=20)
+    """Text deltas produced within this window are written to Redis as one entry."""
+
+    # --- Reading over HTTP ---------------------------------------------------------------
+    read_mode: Literal["stream", "buffered"] = "stream"
+    """`stream` behind uvicorn / Lambda Web Adapter; `buffered` behind Mangum (long-poll)."""
+    stream_budget_seconds: float = 840.0
+    long_poll_seconds: float = 25.0
+    long_poll_linger_ms: int = 150
+
+    # --- Task lifecycle ------------------------------------------------------------------
+    worker_lease_seconds: int = 30
+    dispatch_grace_seconds: int = 120
+    """A task nobody picked up within this time is failed by the sweeper."""
+    operation_timeout_seconds: int = 3600
+    """How long a delegated operation may wait for its webhook."""
+    cancel_poll_ms: int = 250
+    cancel_grace_seconds: float = 2.0
+    long_running_guard_seconds: int = 600
+
+    # --- Completions (webhook → worker) ---------------------------------------------------
+    completions_max_deliveries: int = 5
+    completions_claim_idle_ms: int = 60_000
+    completions_batch_size: int = 10
+    consumer_idle_delete_ms: int = 3_600_000
+    webhook_dedupe_seconds: int = 86_400
+    webhook_secret: SecretStr | None = None
+    """Standard Webhooks secret, `whsec_<base64>`. Without it the webhook answers 503."""
+
+    # --- Sessions ------------------------------------------------------------------------
+    session_store: Literal["redis", "dynamodb"] = "redis"
+    dynamodb_table: str = "chat-sessions"
+    dynamodb_endpoint_url: str | None = None
+    session_cache_ttl_seconds: int = 300
+    session_ttl_seconds: int = 0
+    """Redis store only: expire idle sessions after this many seconds (0 = keep)."""
+
+    # --- LLM -----------------------------------------------------------------------------
+    llm_base_url: str = "https://openrouter.ai/api/v1"
+    llm_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("CHAT_LLM_API_KEY", "OPEN_ROUTER_API_KEY", "OPENAI_API_KEY"),
+    )
+    model: str = "openai/gpt-4o-mini"
+    title_model: str = "openai/gpt-4o-mini"
+    llm_timeout_seconds: float = 120.0
+    llm_max_retries: int = 3
+    llm_retry_base_seconds: float = 1.0
+    llm_retry_max_seconds: float = 30.0
+    max_tool_rounds: int = 6
+    context_window_tokens: int = 64_000
+    max_output_tokens: int = 4_096
+    langfuse_public_key: SecretStr | None = None
+    langfuse_secret_key: SecretStr | None = None
+    langfuse_host: str | None = None
+    langfuse_prompt_name: str = "chat-system"
+
+    # --- HTTP input limits ---------------------------------------------------------------
+    max_message_chars: int = 10_000
+    max_body_bytes: int = 262_144
+    max_webhook_body_bytes: int = 1_048_576
+
+    # --- Identity ------------------------------------------------------------------------
+    jwt_secret: SecretStr | None = None
+    """HS256 secret for the dev server. On AWS the API Gateway JWT authorizer validates."""
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+
+    # --- Dispatch ------------------------------------------------------------------------
+    dispatch: Literal["inprocess", "lambda"] = "inprocess"
+    worker_function: str | None = None
+
+    # --- Tools ---------------------------------------------------------------------------
+    agent_generator_url: str | None = None
+    public_base_url: str = "http://127.0.0.1:8000"
+    """Where external services reach our webhook (the callback URL is built from it)."""
+
+    # --- Event bus -----------------------------------------------------------------------
+    event_bus_max_message_bytes: int = 512 * 1024
+
+    # --- Dev server ----------------------------------------------------------------------
+    port: int = Field(8000, validation_alias=AliasChoices("PORT", "CHAT_PORT"))
+    data_dir: str = ".data"
+
+    def secret(self, name: str) -> str | None:
+        value = getattr(self, name)
+        return value.get_secret_value() if value is not None else None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

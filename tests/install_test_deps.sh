@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# What the browser and client-compatibility tests need beyond Python: the `ai` npm package
+# (pinned in tests/js/package-lock.json) and Chromium. Installed when possible; otherwise
+# those tests skip with the reason, except under CI=true, where they fail instead.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -f tests/js/package.json ]; then
+  if command -v npm >/dev/null 2>&1; then
+    if [ ! -d tests/js/node_modules ] || [ tests/js/package-lock.json -nt tests/js/node_modules ]; then
+      (cd tests/js && npm ci --no-audit --no-fund --loglevel=error) || echo "npm ci failed: the AI SDK compatibility test will not run"
+    fi
+  else
+    echo "npm not found: the AI SDK compatibility test will not run"
+  fi
+fi
+
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing chromium from apt for the browser test"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+      || echo "apt-get install chromium failed: the browser test will not run"
+  else
+    echo "chromium not found and not root: the browser test will not run"
+  fi
+fi
+exit 0
