@@ -1,0 +1,119 @@
+"""Tools the model can call: a name, a description, a pydantic argument model (its JSON
+schema is what the model sees) and an async `run`.
+
+    class Echo(Tool):
+        name = "echo"
+        description = "Repeat the text back."
+        class Args(BaseModel):
+            text: str
+        async def run(self, ctx: ToolContext, args: Args) -> dict:
+            return {"text": args.text}
+
+    tools = ToolRegistry([Echo()])
+    outcome = await tools.execute("echo", '{"text": "hi"}', ctx)   # ToolOutcome(ok=True, ...)
+
+Whatever goes wrong — an unknown tool, arguments that do not match the model, a `ToolError`,
+an unexpected exception — comes back as a failed outcome with a message the model can read
+and the user can see. A tool call never crashes the turn.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, NamedTuple
+
+from pydantic import BaseModel, ValidationError
+
+logger = logging.getLogger(__name__)
+
+
+class ToolError(Exception):
+    """A failure whose message is meant for the model and the user."""
+
+
+@dataclass
+class ToolContext:
+    session_id: str
+    user_id: str | None
+    task_id: str
+    tool_call_id: str
+    operation_id: str | None = None
+    heartbeat: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
+    """Long-running tools call this now and then so readers see the task is alive."""
+
+
+class Tool:
+    name: ClassVar[str]
+    description: ClassVar[str]
+    Args: ClassVar[type[BaseModel]]
+    long_running: ClassVar[bool] = False
+    """Gets its own operation id and task; the turn answers at once with 'operation started'."""
+    delegated: ClassVar[bool] = False
+    """Long-running and finished by an external service's webhook, not by `run` returning."""
+
+    async def run(self, ctx: ToolContext, args: Any) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def openai_schema(cls) -> dict[str, Any]:
+        return {
+            "type": "function",
+            "function": {
+                "name": cls.name,
+                "description": cls.description,
+                "parameters": cls.Args.model_json_schema(),
+            },
+        }
+
+
+class ToolOutcome(NamedTuple):
+    ok: bool
+    output: Any = None
+    error: str | None = None
+
+
+class ToolRegistry:
+    def __init__(self, tools: Iterable[Tool]) -> None:
+        self._tools = {tool.name: tool for tool in tools}
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._tools
+
+    def openai_tools(self) -> list[dict[str, Any]]:
+        return [tool.openai_schema() for tool in self._tools.values()]
+
+    def parse_args(self, name: str, raw_arguments: str | dict[str, Any] | None) -> BaseModel:
+        """The validated arguments, or ToolError with what the model got wrong."""
+        tool = self._tools.get(name)
+        if tool is None:
+            known = ", ".join(sorted(self._tools)) or "none"
+            raise ToolError(f"There is no tool named {name!r}. Available tools: {known}.")
+        try:
+            data = json.loads(raw_arguments or "{}") if isinstance(raw_arguments, str) else raw_arguments or {}
+        except json.JSONDecodeError as exc:
+            raise ToolError(f"The arguments for {name} are not valid JSON ({exc.msg}).") from exc
+        try:
+            return tool.Args.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors()
+            )
+            raise ToolError(f"Invalid arguments for {name}: {problems}.") from exc
+
+    async def execute(
+        self, name: str, raw_arguments: str | dict[str, Any] | None, ctx: ToolContext
+    ) -> ToolOutcome:
+        try:
+            args = self.parse_args(name, raw_arguments)
+            return ToolOutcome(ok=True, output=await self._tools[name].run(ctx, args))
+        except ToolError as exc:
+            return ToolOutcome(ok=False, error=str(exc))
+        except Exception:
+            logger.exception("tool %s failed", name)
+            return ToolOutcome(ok=False, error=f"The {name} tool failed unexpectedly.")
