@@ -132,7 +132,7 @@ def settings_env(monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.fixture(autouse=True)
-async def _close_loop_clients() -> AsyncIterator[None]:
+async def _close_loop_clients(chat_env: dict[str, str]) -> AsyncIterator[None]:
     """asyncio clients belong to the test's loop; close them before the loop goes."""
     yield
     await redis_client.close_redis()

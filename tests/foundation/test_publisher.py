@@ -1,0 +1,69 @@
+"""The publisher coalesces text deltas but never reorders or loses a chunk."""
+
+import asyncio
+import json
+
+import pytest
+
+from chat_core import keys, registry
+from chat_core.protocol import chunks as c
+from chat_core.publisher import ChunkPublisher
+from chat_core.redis_client import get_redis
+
+pytestmark = pytest.mark.both
+
+
+async def stored(task_id: str) -> list[dict]:
+    return [json.loads(f["data"]) for _, f in await get_redis().xrange(keys.task_stream(task_id))]
+
+
+async def test_deltas_are_merged_and_everything_else_keeps_its_place(redis_target):
+    task = await registry.create_task(session_id="s", user_id=None)
+    async with ChunkPublisher(task.task_id, coalesce_ms=20) as out:
+        await out.send(c.Start(message_id="m"))
+        await out.send(c.TextStart(id="a"))
+        for word in ["Hel", "lo", ", ", "wor", "ld"]:
+            await out.send(c.TextDelta(id="a", delta=word))
+        await out.send(c.TextEnd(id="a"))
+        await out.send(c.TextStart(id="b"))
+        await out.send(c.TextDelta(id="b", delta="Bye"))
+    chunks = await stored(task.task_id)
+    text = "".join(ch["delta"] for ch in chunks if ch["type"] == "text-delta" and ch["id"] == "a")
+    assert text == "Hello, world"
+    assert [ch["type"] for ch in chunks][:2] == ["start", "text-start"]
+    assert len([ch for ch in chunks if ch["type"] == "text-delta"]) < 6  # merged
+    end_a = next(i for i, ch in enumerate(chunks) if ch == {"type": "text-end", "id": "a"})
+    assert all(ch.get("id") != "a" for ch in chunks[end_a + 1 :])
+    assert chunks[-1] == {"type": "text-delta", "id": "b", "delta": "Bye"}
+
+
+async def test_the_first_delta_is_written_without_waiting_for_the_window(redis_target):
+    task = await registry.create_task(session_id="s", user_id=None)
+    out = ChunkPublisher(task.task_id, coalesce_ms=20)
+    await out.send(c.TextStart(id="a"))
+    await out.send(c.TextDelta(id="a", delta="first"))
+    assert (await stored(task.task_id))[-1]["delta"] == "first"  # already in Redis
+    await out.send(c.TextDelta(id="a", delta=" second"))
+    await asyncio.sleep(0.1)  # the window's timer writes the rest on its own
+    assert (await stored(task.task_id))[-1]["delta"] == " second"
+    await out.aclose()
+
+
+async def test_a_finished_task_stops_its_publisher_on_the_next_write(redis_target):
+    task = await registry.create_task(session_id="s", user_id=None)
+    out = ChunkPublisher(task.task_id, coalesce_ms=5)
+    await out.send(c.Start())
+    await registry.mark_task_completed(task.task_id, "cancelled")
+    with pytest.raises(registry.TaskNotRunning):
+        await out.send(c.TextDelta(id="a", delta="x"))
+
+
+async def test_a_failed_background_flush_surfaces_on_close(redis_target):
+    task = await registry.create_task(session_id="s", user_id=None)
+    out = ChunkPublisher(task.task_id, coalesce_ms=20)
+    await out.send(c.TextDelta(id="a", delta="x"))  # written at once
+    await registry.mark_task_completed(task.task_id, "cancelled")
+    await out.send(c.TextDelta(id="a", delta="y"))  # waits for the window's timer
+    await asyncio.sleep(0.1)
+    with pytest.raises(registry.TaskNotRunning):
+        await out.aclose()
