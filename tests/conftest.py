@@ -11,6 +11,9 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -47,10 +50,21 @@ class RedisTarget:
                 node.flushall()
 
 
+def redis7_binary() -> str | None:
+    """A Redis 7+ server on PATH (Debian's, installed by `make test` as root), if any."""
+    path = shutil.which("redis-server")
+    if not path:
+        return None
+    version = subprocess.run([path, "--version"], capture_output=True, text=True).stdout
+    match = re.search(r"v=(\d+)\.", version)
+    return path if match and int(match.group(1)) >= 7 else None
+
+
 class _Servers:
     def __init__(self) -> None:
         self.standalone: EmbeddedRedis | None = None
         self.cluster: EmbeddedCluster | None = None
+        self.cluster7: EmbeddedCluster | None = None
 
     def target(self, topology: str) -> RedisTarget:
         if topology == "standalone":
@@ -61,16 +75,26 @@ class _Servers:
                 self.standalone = EmbeddedRedis().start()
             url = self.standalone.url
             return RedisTarget("standalone", url, "standalone", [url])
+        if topology == "cluster7":
+            binary = redis7_binary()
+            if binary is None:
+                message = "no Redis 7 on PATH (`make test` installs Debian's redis-server as root)"
+                if os.environ.get("CI") == "true":
+                    pytest.fail(message)
+                pytest.skip(message)
+            if self.cluster7 is None:
+                self.cluster7 = EmbeddedCluster(nodes=3, binary=binary).start()
+            urls = [s.url for s in self.cluster7.servers]
+            return RedisTarget("cluster7", self.cluster7.url, "cluster", urls)
         if self.cluster is None:
             self.cluster = EmbeddedCluster(nodes=3).start()
         urls = [s.url for s in self.cluster.servers]
         return RedisTarget("cluster", self.cluster.url, "cluster", urls)
 
     def stop(self) -> None:
-        if self.standalone:
-            self.standalone.stop()
-        if self.cluster:
-            self.cluster.stop()
+        for server in (self.standalone, self.cluster, self.cluster7):
+            if server:
+                server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -82,8 +106,12 @@ def redis_servers() -> Iterator[_Servers]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "redis_topology" in metafunc.fixturenames:
-        both = metafunc.definition.get_closest_marker("both") is not None
-        metafunc.parametrize("redis_topology", ["standalone", "cluster"] if both else ["standalone"])
+        topologies = ["standalone"]
+        if metafunc.definition.get_closest_marker("both"):
+            topologies.append("cluster")
+        if metafunc.definition.get_closest_marker("redis7"):
+            topologies.append("cluster7")
+        metafunc.parametrize("redis_topology", topologies)
 
 
 @pytest.fixture
