@@ -71,8 +71,11 @@ async def test_a_pointer_left_by_a_crashed_task_does_not_block_the_session(redis
 async def test_an_operation_task_takes_the_session_over_from_its_turn(redis_target):
     turn = await new_task()
     op = await registry.create_task(
-        session_id="s1", user_id="u1", tool_name="create_agent", takes_over_from=turn.task_id
+        session_id="s1", user_id="u1", tool_name="create_agent", claim_session=False
     )
+    assert (await registry.get_active_task_for_session("s1", "u1"))[0].task_id == turn.task_id
+    assert await registry.hand_over_session("s1", turn.task_id, op.task_id) is True
+    assert await registry.hand_over_session("s1", turn.task_id, "someone-else") is False
     assert (await registry.get_active_task_for_session("s1", "u1"))[0].task_id == op.task_id
     # The turn finishing afterwards must not clear the operation's claim.
     await registry.mark_task_completed(turn.task_id)

@@ -69,6 +69,7 @@ class ActiveTask:
     lease_until_ms: int = 0
     worker: str = ""
     cancel_requested: bool = False
+    tool_input: str = ""
 
     @classmethod
     def from_meta(cls, meta: dict[str, str]) -> "ActiveTask":
@@ -85,6 +86,7 @@ class ActiveTask:
             lease_until_ms=int(meta.get("lease_until") or 0),
             worker=meta.get("worker", ""),
             cancel_requested=meta.get("cancel") == "1",
+            tool_input=meta.get("tool_input", ""),
         )
 
     @property
@@ -309,13 +311,12 @@ async def create_task(
     tool_name: str = "chat",
     operation_id: str | None = None,
     task_id: str | None = None,
-    takes_over_from: str | None = None,
+    tool_input: str = "",
+    claim_session: bool = True,
     lease_seconds: int | None = None,
 ) -> ActiveTask:
-    """Create a running task and make it the session's active one.
-
-    A session runs one task at a time: `TaskAlreadyRunning` if another is running, unless
-    this task `takes_over_from` it (a turn handing over to the operation it started).
+    """Create a running task and (unless `claim_session` is False) make it the session's
+    active one. A session runs one task at a time: `TaskAlreadyRunning` if another runs.
     Every key is written with its TTL; none can be left without one.
     """
     settings = get_settings()
@@ -325,7 +326,8 @@ async def create_task(
     lease_until = now + (lease_seconds or settings.dispatch_grace_seconds) * 1000
     ttl = _ttl_ms() + (lease_until - now)
 
-    await _claim_session(session_id, task_id, ttl, expected=takes_over_from or "")
+    if claim_session:
+        await _claim_session(session_id, task_id, ttl, expected="")
 
     meta = {
         "task_id": task_id,
@@ -339,6 +341,7 @@ async def create_task(
         "created_at": datetime.now(timezone.utc).isoformat(),
         "lease_until": str(lease_until),
         "worker": "",
+        "tool_input": tool_input,
     }
     pipe = get_redis().pipeline(transaction=False)
     pipe.set(keys.operation(operation_id), task_id, px=ttl)
@@ -368,6 +371,17 @@ async def _claim_session(session_id: str, task_id: str, ttl: int, expected: str)
             raise TaskAlreadyRunning(holder)
         expected = holder
     raise TaskAlreadyRunning(expected)
+
+
+async def hand_over_session(session_id: str, from_task_id: str, to_task_id: str) -> bool:
+    """Make `to_task_id` the session's active task if `from_task_id` still is: a turn handing
+    the session to the operation it started, or an operation that failed to start handing
+    it back."""
+    holder = await _CLAIM_SESSION(
+        keys=[keys.session_active_task(session_id)],
+        args=[to_task_id, _ttl_ms() + get_settings().operation_timeout_seconds * 1000, from_task_id],
+    )
+    return holder is None
 
 
 async def publish_chunk(task_id: str, chunk: Chunk | str) -> str:
