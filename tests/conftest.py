@@ -164,3 +164,33 @@ async def _close_loop_clients(chat_env: dict[str, str]) -> AsyncIterator[None]:
     """asyncio clients belong to the test's loop; close them before the loop goes."""
     yield
     await redis_client.close_redis()
+
+
+@pytest.fixture(scope="session")
+def scripted_server() -> Iterator["ScriptedModelServer"]:
+    from chat_core.local.scripted_model import ScriptedModelServer
+
+    with ScriptedModelServer() as server:
+        yield server
+
+
+@pytest.fixture
+def model(scripted_server, monkeypatch: pytest.MonkeyPatch, redis_target: RedisTarget):
+    """The scripted OpenAI-compatible model over real HTTP, with an empty script, and
+    retries fast enough for tests. Needs Redis, so it brings one."""
+    scripted_server.clear()
+    set_env(
+        monkeypatch,
+        llm_base_url=scripted_server.base_url,
+        llm_api_key="test-key",
+        llm_retry_base_seconds=0.01,
+        llm_retry_max_seconds=0.05,
+        dispatch_grace_seconds=30,
+    )
+    from chat_core.chat.llm import reset_llm_clients
+    from chat_core.worker.dispatch import set_dispatcher
+
+    reset_llm_clients()
+    set_dispatcher(None)
+    yield scripted_server
+    set_dispatcher(None)

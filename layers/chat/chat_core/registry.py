@@ -26,14 +26,14 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal, NamedTuple
 
 from . import keys
 from .protocol.chunks import FINISH_JSON, Chunk, Error
-from .redis_client import get_redis
+from .redis_client import LuaScript, get_redis
 from .settings import get_settings
 
 FinalStatus = Literal["completed", "failed", "cancelled"]
@@ -129,27 +129,10 @@ local function finish(meta, stream, status, now, maxlen, ttl, error_json, finish
 end
 """
 
-class _Lua:
-    """A script registered lazily and always run on the current loop's client.
-
-    redis-py retries NOSCRIPT with EVAL, which ElastiCache needs after a failover. Scripts
-    are never queued in pipelines: a cluster pipeline would not load them first.
-    """
-
-    def __init__(self, body: str, prelude: bool = True) -> None:
-        self.body = (_PRELUDE if prelude else "") + body
-        self._script: Any = None
-
-    async def __call__(self, keys: list[str], args: Iterable[Any]) -> Any:
-        client = get_redis()
-        if self._script is None:
-            self._script = client.register_script(self.body)
-        return await self._script(keys=keys, args=list(args), client=client)
-
-
 # KEYS: meta, stream. ARGV: ttl, now, field, value, ...
-_CREATE = _Lua(
-    """
+_CREATE = LuaScript(
+    _PRELUDE
+    + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 keep_alive(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]))
@@ -158,8 +141,9 @@ return 1
 )
 
 # KEYS: meta, stream. ARGV: maxlen, ttl, now, data, ...  → entry ids, or nil if not running
-_PUBLISH = _Lua(
-    """
+_PUBLISH = LuaScript(
+    _PRELUDE
+    + """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return false end
 local ids = {}
 for i = 4, #ARGV do
@@ -171,8 +155,9 @@ return ids
 )
 
 # KEYS: meta, stream. ARGV: status, now, maxlen, ttl, error_json, finish_json
-_COMPLETE = _Lua(
-    """
+_COMPLETE = LuaScript(
+    _PRELUDE
+    + """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return false end
 return finish(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]),
               ARGV[5], ARGV[6])
@@ -181,8 +166,9 @@ return finish(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(AR
 
 # KEYS: meta, stream. ARGV: now, maxlen, ttl, finish_json, then error JSON per phase
 # (queued, working, awaiting). → 'gone' | 'failed' | the lease (ms) if it was extended
-_EXPIRE = _Lua(
-    """
+_EXPIRE = LuaScript(
+    _PRELUDE
+    + """
 local st = redis.call('HMGET', KEYS[1], 'status', 'lease_until', 'phase')
 if st[1] ~= 'running' then return 'gone' end
 local lease = tonumber(st[2] or '0') or 0
@@ -195,8 +181,9 @@ return 'failed'
 )
 
 # KEYS: meta, stream. ARGV: worker, lease_ms, now, ttl  → 'ok' | 'taken' | 'not-running'
-_CLAIM = _Lua(
-    """
+_CLAIM = LuaScript(
+    _PRELUDE
+    + """
 local st = redis.call('HMGET', KEYS[1], 'status', 'worker')
 if st[1] ~= 'running' then return 'not-running' end
 if st[2] and st[2] ~= '' then return 'taken' end
@@ -208,8 +195,9 @@ return 'ok'
 )
 
 # KEYS: meta, stream. ARGV: worker, lease_ms, now, ttl  → {status, cancel, held}
-_REFRESH = _Lua(
-    """
+_REFRESH = LuaScript(
+    _PRELUDE
+    + """
 local st = redis.call('HMGET', KEYS[1], 'status', 'worker', 'cancel')
 if st[1] ~= 'running' or st[2] ~= ARGV[1] then return {st[1] or '', st[3] or '', 0} end
 local now = tonumber(ARGV[3])
@@ -220,8 +208,9 @@ return {st[1], st[3] or '', 1}
 )
 
 # KEYS: meta, stream. ARGV: phase, lease_until, now, ttl  → 1, or nil if not running
-_SET_PHASE = _Lua(
-    """
+_SET_PHASE = LuaScript(
+    _PRELUDE
+    + """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return false end
 redis.call('HSET', KEYS[1], 'phase', ARGV[1], 'lease_until', ARGV[2], 'worker', '')
 keep_alive(KEYS[1], KEYS[2], tonumber(ARGV[4]), tonumber(ARGV[3]))
@@ -231,8 +220,9 @@ return 1
 
 # KEYS: meta, stream. ARGV: operation_id, maxlen, ttl, now, lease_until, data, ...
 # Publishes an operation's result once and hands the task back to the queue for a worker.
-_APPLY_RESULT = _Lua(
-    """
+_APPLY_RESULT = LuaScript(
+    _PRELUDE
+    + """
 local st = redis.call('HMGET', KEYS[1], 'status', 'operation_id', 'result_applied')
 if st[1] ~= 'running' then return 'not-running' end
 if st[2] ~= ARGV[1] then return 'wrong-operation' end
@@ -247,33 +237,30 @@ return 'applied'
 )
 
 # KEYS: meta. → {status, phase}; raises the cancel flag only on a running task
-_CANCEL = _Lua(
+_CANCEL = LuaScript(
     """
 local st = redis.call('HMGET', KEYS[1], 'status', 'phase')
 if st[1] == 'running' then redis.call('HSET', KEYS[1], 'cancel', '1') end
 return {st[1] or '', st[2] or ''}
-""",
-    prelude=False,
+"""
 )
 
 # KEYS: session pointer. ARGV: task_id, ttl, expected current ('' = none)  → nil, or the holder
-_CLAIM_SESSION = _Lua(
+_CLAIM_SESSION = LuaScript(
     """
 local current = redis.call('GET', KEYS[1])
 if current and current ~= ARGV[3] then return current end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return false
-""",
-    prelude=False,
+"""
 )
 
 # KEYS: key. ARGV: expected value
-_DELETE_IF = _Lua(
+_DELETE_IF = LuaScript(
     """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
-""",
-    prelude=False,
+"""
 )
 
 def _now_ms() -> int:

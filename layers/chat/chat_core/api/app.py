@@ -1,0 +1,39 @@
+"""FastAPI apps: each Lambda function mounts only its own routers; the dev server and the
+OpenAPI docs mount them all.
+
+    app = create_app(streams.router)          # the stream-start function
+    app = create_app(*ALL_ROUTERS)            # everything, with /docs and /openapi.json
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+
+from . import events, health, sessions, streams, tasks, webhook
+from .errors import install_error_handlers
+from .limits import BodyLimit
+
+PREFIX = "/api/chat"
+
+# Order matters: `/{id}/stream` (the AI SDK's resume path) must not shadow the others.
+ALL_ROUTERS: tuple[APIRouter, ...] = (
+    sessions.router,
+    streams.router,
+    tasks.router,
+    webhook.router,
+    events.router,
+    health.router,
+)
+
+
+def create_app(*routers: APIRouter, title: str = "Chat streaming backend") -> FastAPI:
+    app = FastAPI(
+        title=title,
+        version="0.1.0",
+        description="Resumable chat streaming for LLM assistants (Vercel AI SDK UI message stream).",
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit)
+    for router in routers:
+        app.include_router(router, prefix=PREFIX)
+    return app

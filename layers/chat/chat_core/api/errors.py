@@ -1,0 +1,51 @@
+"""Every error answer has one shape: `{"detail": {"code": "...", "message": "..."}}`.
+
+    raise ApiError(404, "SESSION_NOT_FOUND", "No such chat session.")
+
+Another user's session or task is "not found", word for word like one that does not exist.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"detail": {"code": code, "message": message}}, status_code=status)
+
+
+SESSION_NOT_FOUND = ApiError(404, "SESSION_NOT_FOUND", "No such chat session.")
+TASK_NOT_FOUND = ApiError(404, "TASK_NOT_FOUND", "No such task.")
+TASK_EXPIRED = ApiError(410, "TASK_EXPIRED", "This task has expired; its stream can no longer be replayed.")
+UNAUTHENTICATED = ApiError(401, "UNAUTHENTICATED", "Sign in to do this.")
+
+_STATUS_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "BODY_TOO_LARGE"}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        if first.get("type") == "json_invalid":
+            return error_response(422, "INVALID_JSON", "The request body is not valid JSON.")
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        problem = first.get("msg", "invalid input")
+        return error_response(422, "INVALID_REQUEST", f"{where}: {problem}" if where else problem)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _STATUS_CODES.get(exc.status_code, "ERROR")
+        return error_response(exc.status_code, code, str(exc.detail))

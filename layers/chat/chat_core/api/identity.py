@@ -1,0 +1,76 @@
+"""Who is calling: a user id from JWT claims, or None for anonymous.
+
+    @router.get("/me")
+    async def me(user_id: UserId): ...
+
+On AWS the API Gateway JWT authorizer validates the token; the claims arrive in the Lambda
+event (through Mangum) or in the `x-amzn-request-context` header (through the Lambda Web
+Adapter, trusted only when running under it). Locally the app verifies HS256 tokens
+signed with `CHAT_JWT_SECRET`. No token means anonymous: anonymous sessions and tasks are
+reachable only through their unguessable ids.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, Request
+
+from ..settings import get_settings
+from .errors import ApiError
+
+
+def _gateway_claims(request: Request) -> dict[str, Any] | None:
+    event = request.scope.get("aws.event")
+    context = event.get("requestContext") if isinstance(event, dict) else None
+    if context is None and os.environ.get("AWS_LAMBDA_EXEC_WRAPPER") and "x-amzn-request-context" in request.headers:
+        try:
+            context = json.loads(request.headers["x-amzn-request-context"])
+        except json.JSONDecodeError:
+            context = None
+    authorizer = (context or {}).get("authorizer") or {}
+    claims = (authorizer.get("jwt") or {}).get("claims") or authorizer.get("claims")
+    return claims if isinstance(claims, dict) else None
+
+
+def current_user_id(request: Request) -> str | None:
+    claims = _gateway_claims(request)
+    if claims is not None:
+        return str(claims["sub"]) if claims.get("sub") else None
+    header = request.headers.get("authorization", "")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "INVALID_TOKEN", "The Authorization header must be 'Bearer <token>'.")
+    settings = get_settings()
+    secret = settings.secret("jwt_secret")
+    if not secret:
+        raise ApiError(503, "JWT_NOT_CONFIGURED", "This server cannot verify tokens: CHAT_JWT_SECRET is not set.")
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=["HS256"],
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            options={"require": ["sub"], "verify_aud": settings.jwt_audience is not None},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise ApiError(401, "TOKEN_EXPIRED", "The token has expired.") from exc
+    except jwt.InvalidTokenError as exc:
+        raise ApiError(401, "INVALID_TOKEN", f"The token is not valid: {exc}.") from exc
+    return str(claims["sub"])
+
+
+def required_user_id(user_id: Annotated[str | None, Depends(current_user_id)]) -> str:
+    if user_id is None:
+        raise ApiError(401, "UNAUTHENTICATED", "Sign in to do this.")
+    return user_id
+
+
+UserId = Annotated[str | None, Depends(current_user_id)]
+SignedInUserId = Annotated[str, Depends(required_user_id)]

@@ -1,0 +1,30 @@
+"""Path parameters: ids are short tokens; anything else is simply not found."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import Depends, Path
+
+from .errors import ApiError
+
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def _session_id(session_id: Annotated[str, Path()]) -> str:
+    return _checked(session_id, "SESSION_NOT_FOUND", "No such chat session.")
+
+
+def _task_id(task_id: Annotated[str, Path()]) -> str:
+    return _checked(task_id, "TASK_NOT_FOUND", "No such task.")
+
+
+def _checked(value: str, code: str, message: str) -> str:
+    if not _ID.match(value):
+        raise ApiError(404, code, message)
+    return value
+
+
+SessionId = Annotated[str, Depends(_session_id)]
+TaskId = Annotated[str, Depends(_task_id)]

@@ -1,0 +1,76 @@
+"""Reading a task over HTTP: one code path for streaming and for buffered long-poll reads.
+
+    return await task_stream_response(task, cursor=resolve_cursor(request, last_message_id))
+
+Streaming (uvicorn, or the Lambda Web Adapter): events are sent as they come until
+`finish`, or until the read budget ends; then the connection closes and the client
+reconnects with its cursor. Buffered (Mangum behind an HTTP API, which can neither stream
+nor wait past 30 s): a long-poll window that answers as soon as entries exist, after a short
+linger to batch them, or when the window ends. Either way every event carries `id:` (the
+entry id), idle periods carry `: heartbeat` comments, `finish` is followed by `[DONE]`, and
+a finished task with nothing after the cursor answers 204, which tells EventSource to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+
+from fastapi import Request, Response
+from sse_starlette import EventSourceResponse
+from sse_starlette.event import ServerSentEvent
+
+from .. import registry
+from ..protocol import sse
+from ..settings import get_settings
+from .errors import ApiError
+
+_ENTRY_ID = re.compile(r"^\d+(-\d+)?$")
+
+
+def resolve_cursor(request: Request, last_message_id: str | None) -> str:
+    """`?last_message_id=` wins over `Last-Event-ID`; neither means from the beginning."""
+    cursor = last_message_id or request.headers.get("last-event-id") or "0-0"
+    if not _ENTRY_ID.match(cursor):
+        raise ApiError(422, "INVALID_CURSOR", f"{cursor!r} is not a stream entry id like 1732200000000-0.")
+    return cursor if "-" in cursor else f"{cursor}-0"
+
+
+def _after(entry_id: str, cursor: str) -> bool:
+    return tuple(map(int, entry_id.split("-"))) > tuple(map(int, cursor.split("-")))
+
+
+async def task_events(task_id: str, cursor: str) -> AsyncIterator[ServerSentEvent]:
+    settings = get_settings()
+    buffered = settings.read_mode == "buffered"
+    loop_time = asyncio.get_running_loop().time
+    deadline = loop_time() + (settings.long_poll_seconds if buffered else settings.stream_budget_seconds)
+    async with registry.subscribe(task_id, cursor) as subscription:
+        while (remaining := deadline - loop_time()) > 0:
+            try:
+                entry = await subscription.next(timeout=min(settings.heartbeat_seconds, remaining))
+            except StopAsyncIteration:
+                yield sse.DONE
+                return
+            if entry is None:
+                if deadline - loop_time() > 0:
+                    yield sse.HEARTBEAT
+                continue
+            yield sse.entry_event(entry.id or None, entry.data)
+            if buffered:
+                # Something arrived: answer soon, with whatever else lands in the linger.
+                deadline = min(deadline, loop_time() + settings.long_poll_linger_ms / 1000)
+
+
+async def task_stream_response(task: registry.ActiveTask, cursor: str) -> Response:
+    if not task.running:
+        last = await registry.last_entry_id(task.task_id)
+        if not _after(last, cursor):
+            return Response(status_code=204)
+    return EventSourceResponse(
+        task_events(task.task_id, cursor),
+        headers={**sse.HEADERS, "X-Task-Id": task.task_id},
+        ping=0,
+        sep=sse.SEP,
+    )

@@ -1,0 +1,96 @@
+"""Session CRUD: create, list, get (with the active stream), delete, assign to a user.
+
+    POST   /api/chat/sessions                     → {id, created_at, user_id}
+    GET    /api/chat/sessions?limit&offset        → {sessions: [...], total}   (signed in)
+    GET    /api/chat/sessions/{id}                → session, messages, active_stream
+    DELETE /api/chat/sessions/{id}                → 204
+    PATCH  /api/chat/sessions/{id}/assign-user    → the anonymous session becomes yours
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+
+from .. import registry
+from ..chat.turns import cancel_task
+from ..notifications import SessionEvent, notify
+from ..sessions import get_session_store
+from ..sessions.models import ChatSession
+from .errors import SESSION_NOT_FOUND
+from .identity import SignedInUserId, UserId
+from .paths import SessionId
+
+router = APIRouter(tags=["sessions"])
+
+
+async def load_session(session_id: str, user_id: str | None) -> ChatSession:
+    session = await get_session_store().get(session_id, user_id)
+    if session is None:
+        raise SESSION_NOT_FOUND
+    return session
+
+
+@router.post("/sessions")
+async def create_session(user_id: UserId) -> dict[str, Any]:
+    session = await get_session_store().create(user_id)
+    await notify(user_id, SessionEvent(type="session_created", session_id=session.session_id))
+    return {"id": session.session_id, "created_at": session.created_at, "user_id": session.user_id}
+
+
+@router.get("/sessions")
+async def list_sessions(
+    user_id: SignedInUserId,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    summaries, total = await get_session_store().list_sessions(user_id, limit, offset)
+    return {
+        "sessions": [
+            {"id": s.session_id, "title": s.title, "created_at": s.created_at, "updated_at": s.updated_at}
+            for s in summaries
+        ],
+        "total": total,
+    }
+
+
+@router.get("/sessions/{session_id}")
+async def get_session(session_id: SessionId, user_id: UserId) -> dict[str, Any]:
+    session = await load_session(session_id, user_id)
+    task, last_id = await registry.get_active_task_for_session(session_id, user_id)
+    # Messages the running task wrote are left out: replaying its stream rebuilds them.
+    messages = [
+        m.model_dump(mode="json", exclude_none=True)
+        for m in session.messages
+        if task is None or m.task_id != task.task_id
+    ]
+    return {
+        "id": session.session_id,
+        "user_id": session.user_id,
+        "title": session.title,
+        "created_at": session.created_at,
+        "updated_at": session.updated_at,
+        "messages": messages,
+        "active_stream": {"task_id": task.task_id, "last_message_id": last_id} if task else None,
+    }
+
+
+@router.delete("/sessions/{session_id}", status_code=204)
+async def delete_session(session_id: SessionId, user_id: UserId) -> Response:
+    await load_session(session_id, user_id)
+    task, _ = await registry.get_active_task_for_session(session_id, user_id)
+    if task is not None:
+        await cancel_task(task)
+    if not await get_session_store().delete(session_id, user_id):
+        raise SESSION_NOT_FOUND
+    await notify(user_id, SessionEvent(type="session_deleted", session_id=session_id))
+    return Response(status_code=204)
+
+
+@router.patch("/sessions/{session_id}/assign-user")
+async def assign_user(session_id: SessionId, user_id: SignedInUserId) -> dict[str, str]:
+    if not await get_session_store().assign_user(session_id, user_id):
+        raise SESSION_NOT_FOUND
+    await notify(user_id, SessionEvent(type="session_created", session_id=session_id))
+    return {"status": "ok", "id": session_id, "user_id": user_id}

@@ -1,0 +1,123 @@
+"""Starting a turn: `POST /sessions/{id}/stream` and the AI SDK's `POST /api/chat`.
+
+    POST /api/chat/sessions/{id}/stream   {"message": "Hi", "context": {"url": "…"}}
+    POST /api/chat                        {"id": "<chat id>", "messages": [...], "trigger": "submit-message"}
+
+Both check the owner and the input, start the turn (one per session: 429 while one runs),
+and answer with the task's SSE stream from its first chunk. The AI SDK transport posts the
+whole conversation; the server keeps its own history and takes only the last user message.
+A chat id the server has not seen yet becomes a new session of the caller's.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from .. import registry
+from ..chat.turns import start_turn
+from ..notifications import SessionEvent, notify
+from ..sessions import get_session_store
+from ..settings import get_settings
+from .errors import SESSION_NOT_FOUND, ApiError
+from .identity import UserId
+from .paths import SessionId, _checked
+from .reading import task_stream_response
+from .sessions import load_session
+
+router = APIRouter(tags=["streams"])
+
+
+class PageContext(BaseModel):
+    url: str | None = Field(None, max_length=2048)
+    content: str | None = Field(None, max_length=20_000)
+
+
+class StreamRequest(BaseModel):
+    message: str = Field(min_length=1)
+    is_user_message: bool = True
+    context: PageContext | None = None
+
+
+class UIMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str | None = None
+    role: Literal["system", "user", "assistant"]
+    parts: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ChatRequest(BaseModel):
+    """What the AI SDK's DefaultChatTransport posts."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    messages: list[UIMessage] = Field(default_factory=list)
+    trigger: Literal["submit-message", "regenerate-message"] = "submit-message"
+    message_id: str | None = Field(None, alias="messageId")
+
+
+def _check_length(message: str) -> None:
+    limit = get_settings().max_message_chars
+    if len(message) > limit:
+        raise ApiError(413, "MESSAGE_TOO_LARGE", f"The message is {len(message)} characters; the limit is {limit}.")
+
+
+async def _start(session_id: str, user_id: str | None, message: str | None, **options: Any) -> Response:
+    session = await load_session(session_id, user_id)
+    try:
+        task = await start_turn(session, message, user_id, **options)
+    except registry.TaskAlreadyRunning as running:
+        raise ApiError(
+            429,
+            "TURN_IN_PROGRESS",
+            f"A turn is already running in this session (task {running.task_id}); wait for it "
+            "to finish or cancel it.",
+        ) from running
+    return await task_stream_response(task, "0-0")
+
+
+@router.post("/sessions/{session_id}/stream")
+async def stream_turn(session_id: SessionId, body: StreamRequest, user_id: UserId) -> Response:
+    _check_length(body.message)
+    context = body.context.model_dump(exclude_none=True) if body.context else None
+    return await _start(
+        session_id, user_id, body.message, is_user_message=body.is_user_message, context=context or None
+    )
+
+
+@router.post("")
+async def ai_sdk_chat(body: ChatRequest, user_id: UserId) -> Response:
+    session_id = _checked(body.id, "SESSION_NOT_FOUND", "No such chat session.")
+    message: str | None = None
+    if body.trigger == "submit-message":
+        message = _last_user_text(body.messages)
+        _check_length(message)
+    store = get_session_store()
+    if await store.get(session_id, user_id) is None:
+        if not await _create_for_caller(session_id, user_id):
+            raise SESSION_NOT_FOUND
+    return await _start(session_id, user_id, message)
+
+
+async def _create_for_caller(session_id: str, user_id: str | None) -> bool:
+    """A chat id the client made up becomes a session of its own, unless it is taken."""
+    try:
+        await get_session_store().create(user_id, session_id=session_id)
+    except ValueError:  # taken: it is someone else's
+        return False
+    await notify(user_id, SessionEvent(type="session_created", session_id=session_id))
+    return True
+
+
+def _last_user_text(messages: list[UIMessage]) -> str:
+    for message in reversed(messages):
+        if message.role == "user":
+            text = "".join(p.get("text", "") for p in message.parts if p.get("type") == "text")
+            if text.strip():
+                return text
+            break
+    raise ApiError(422, "NO_USER_MESSAGE", "The request has no user message with text to answer.")

@@ -1,0 +1,88 @@
+"""Reading tasks: reconnect from a cursor, resume a session's running turn, status, cancel.
+
+    GET  /api/chat/tasks/{task_id}/stream?last_message_id=…   (or Last-Event-ID)
+    GET  /api/chat/sessions/{id}/stream      the running turn from its start, or 204
+    GET  /api/chat/{id}/stream               the same, where the AI SDK looks for it
+    GET  /api/chat/tasks/{task_id}           {task_id, session_id, status, …}
+    POST /api/chat/tasks/{task_id}/cancel    stops the turn; idempotent
+
+404 TASK_NOT_FOUND for a task that does not exist or is someone else's; 410 TASK_EXPIRED
+when only its stream is left.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from .. import registry
+from ..chat.turns import cancel_task
+from .errors import TASK_EXPIRED, TASK_NOT_FOUND
+from .identity import UserId
+from .paths import SessionId, TaskId
+from .reading import resolve_cursor, task_stream_response
+from .sessions import load_session
+
+router = APIRouter(tags=["tasks"])
+
+Cursor = Annotated[str | None, Query(description="Resume after this entry id (else Last-Event-ID)")]
+
+
+async def load_task(task_id: str, user_id: str | None) -> registry.ActiveTask:
+    task, error = await registry.get_task_with_expiry_info(task_id)
+    if error == registry.TASK_EXPIRED:
+        raise TASK_EXPIRED
+    if task is None or not task.visible_to(user_id):
+        raise TASK_NOT_FOUND
+    return task
+
+
+@router.get("/tasks/{task_id}")
+async def task_status(task_id: TaskId, user_id: UserId) -> dict[str, Any]:
+    task = await load_task(task_id, user_id)
+    return {
+        "task_id": task.task_id,
+        "session_id": task.session_id,
+        "status": task.status,
+        "tool_name": task.tool_name,
+        "operation_id": task.operation_id,
+        "created_at": task.created_at,
+    }
+
+
+@router.get("/tasks/{task_id}/stream", response_model=None)
+async def task_stream(
+    task_id: TaskId, request: Request, user_id: UserId, last_message_id: Cursor = None
+) -> Response:
+    cursor = resolve_cursor(request, last_message_id)
+    return await task_stream_response(await load_task(task_id, user_id), cursor)
+
+
+@router.post("/tasks/{task_id}/cancel")
+async def cancel(task_id: TaskId, user_id: UserId) -> dict[str, str]:
+    task = await load_task(task_id, user_id)
+    return {"task_id": task_id, "status": await cancel_task(task)}
+
+
+async def _resume(session_id: str, request: Request, user_id: str | None, last_message_id: str | None) -> Response:
+    await load_session(session_id, user_id)
+    cursor = resolve_cursor(request, last_message_id)
+    task, _ = await registry.get_active_task_for_session(session_id, user_id)
+    if task is None:
+        return Response(status_code=204)
+    return await task_stream_response(task, cursor)
+
+
+@router.get("/sessions/{session_id}/stream", response_model=None)
+async def resume_session(
+    session_id: SessionId, request: Request, user_id: UserId, last_message_id: Cursor = None
+) -> Response:
+    return await _resume(session_id, request, user_id, last_message_id)
+
+
+@router.get("/{session_id}/stream", response_model=None)
+async def resume_ai_sdk(
+    session_id: SessionId, request: Request, user_id: UserId, last_message_id: Cursor = None
+) -> Response:
+    return await _resume(session_id, request, user_id, last_message_id)

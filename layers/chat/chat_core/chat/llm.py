@@ -1,0 +1,100 @@
+"""The model client and what to do when a call fails.
+
+    client = get_llm_client()                 # AsyncOpenAI for this event loop
+    if is_retryable(exc): await asyncio.sleep(retry_delay(attempt))
+    user_message_for(exc)                     # what the user reads when we give up
+
+Any OpenAI-compatible endpoint (`CHAT_LLM_BASE_URL`, default OpenRouter). The SDK's own
+retries are off: the turn retries itself, because whether a retry is invisible depends on
+whether text of the failed attempt already reached the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import Any
+
+import httpx
+import openai
+
+from ..settings import get_settings
+
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def get_llm_client() -> openai.AsyncOpenAI:
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        settings = get_settings()
+        client = _clients[loop] = openai.AsyncOpenAI(
+            base_url=settings.llm_base_url,
+            # The SDK refuses to start without a key; an unset key then fails as a
+            # readable 401 from the endpoint instead of at import.
+            api_key=settings.secret("llm_api_key") or "not-configured",
+            max_retries=0,
+            timeout=settings.llm_timeout_seconds,
+        )
+    return client
+
+
+def reset_llm_clients() -> None:
+    _clients.clear()
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """429, 5xx and connection failures are worth another try; nothing else is.
+    A stream dropped half way surfaces from httpx, not wrapped by the SDK."""
+    if isinstance(exc, (openai.RateLimitError, openai.APIConnectionError, httpx.TransportError)):
+        return True
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code >= 500
+    return False
+
+
+def retry_delay(attempt: int, exc: BaseException | None = None) -> float:
+    """Exponential backoff (1, 2, 4 … s, capped), or the server's Retry-After when shorter
+    than the cap."""
+    settings = get_settings()
+    delay = min(settings.llm_retry_base_seconds * 2**attempt, settings.llm_retry_max_seconds)
+    retry_after = _retry_after(exc)
+    if retry_after is not None:
+        delay = min(max(retry_after, 0.0), settings.llm_retry_max_seconds)
+    return delay
+
+
+def _retry_after(exc: BaseException | None) -> float | None:
+    response: Any = getattr(exc, "response", None)
+    value = response.headers.get("retry-after") if response is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def user_message_for(exc: BaseException) -> str:
+    if isinstance(exc, openai.RateLimitError):
+        return "The AI model is receiving too many requests right now. Please try again in a minute."
+    if isinstance(exc, (openai.APIConnectionError, httpx.TransportError)):
+        return "The AI model could not be reached. Please try again shortly."
+    if isinstance(exc, openai.AuthenticationError):
+        return "The AI model rejected this server's credentials; an administrator needs to check the API key."
+    if isinstance(exc, openai.NotFoundError):
+        return "The configured AI model is not available; an administrator needs to check the model name."
+    if isinstance(exc, openai.APIStatusError) and exc.status_code >= 500:
+        return "The AI model is unavailable right now. Please try again shortly."
+    if isinstance(exc, openai.BadRequestError):
+        return f"The AI model could not process this conversation: {_api_message(exc)}"
+    return "Something went wrong while generating the answer. Please try again."
+
+
+def _api_message(exc: openai.APIStatusError) -> str:
+    body: Any = exc.body
+    if isinstance(body, dict):
+        message = body.get("message") or (body.get("error") or {}).get("message")
+        if message:
+            return str(message)[:300]
+    return exc.message[:300]

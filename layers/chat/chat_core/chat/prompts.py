@@ -1,0 +1,64 @@
+"""The system prompt: a built-in default, or a Langfuse-managed prompt when keys are set.
+
+    prompt = await build_system_prompt(user_id="u1", context={"url": "https://…", "content": "…"})
+
+Langfuse is an optional extra (`pip install .[langfuse]`); without its keys, or when it
+cannot be reached, the default prompt is used and the turn goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ..settings import get_settings
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SYSTEM_PROMPT = """\
+You are a helpful, concise assistant on a platform of AI agents.
+You can search the agent catalog with `find_agent` and build a new agent with `create_agent`
+(building takes a while: the result arrives later and you will be asked to continue then).
+Use a tool when it helps the user; otherwise answer directly. Never invent agents that the
+catalog did not return.
+
+About the user:
+{users_information}"""
+
+_CONTEXT_CHARS = 4_000
+
+
+def describe_user(user_id: str | None, context: dict[str, Any] | None) -> str:
+    lines = [f"Signed in as user {user_id}." if user_id else "Not signed in (anonymous)."]
+    if context:
+        if context.get("url"):
+            lines.append(f"They are looking at {context['url']}.")
+        if context.get("content"):
+            lines.append("What that page says:\n" + str(context["content"])[:_CONTEXT_CHARS])
+    return "\n".join(lines)
+
+
+async def build_system_prompt(user_id: str | None, context: dict[str, Any] | None = None) -> str:
+    users_information = describe_user(user_id, context)
+    managed = await _langfuse_prompt(users_information)
+    return managed or DEFAULT_SYSTEM_PROMPT.format(users_information=users_information)
+
+
+async def _langfuse_prompt(users_information: str) -> str | None:
+    settings = get_settings()
+    public_key, secret_key = settings.secret("langfuse_public_key"), settings.secret("langfuse_secret_key")
+    if not (public_key and secret_key):
+        return None
+    try:
+        from langfuse import Langfuse  # optional extra: imported only when configured
+    except ImportError:
+        logger.warning("Langfuse keys are set but the langfuse package is not installed")
+        return None
+    try:
+        client = Langfuse(public_key=public_key, secret_key=secret_key, host=settings.langfuse_host)
+        prompt = await asyncio.to_thread(client.get_prompt, settings.langfuse_prompt_name)
+        return str(prompt.compile(users_information=users_information))
+    except Exception:
+        logger.warning("could not fetch the Langfuse prompt; using the default", exc_info=True)
+        return None

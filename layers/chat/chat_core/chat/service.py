@@ -1,0 +1,380 @@
+"""One chat turn: the user's message in, the assistant's answer out as AI SDK chunks.
+
+    async for chunk in stream_chat_completion(session_id, "Hello!", user_id="u1"):
+        print(chunk.to_json())
+    # start, start-step, text-start, text-delta…, text-end, finish-step, data-usage, finish
+
+The turn saves the user's message before calling the model, then streams the model's
+answer. When the model calls tools they run and the model continues with their results,
+round after round, until it answers without tools or `max_tool_rounds` is reached (the
+last round offers no tools, so the turn always ends in words). Exactly one `start` and
+one `finish` per turn. The assistant's words, its tool calls, the tool results and the
+token usage are saved to the session as they happen.
+
+Failures: 429, 5xx and connection errors are retried with backoff — invisibly while the
+failed attempt had shown nothing, otherwise by closing that step and starting a new one.
+Any other failure, or running out of retries, ends the turn with one `error` chunk a user
+can read. Cancellation (the task's cancel flag, or the process being cancelled) stops the
+model call and saves what was written so far, marked as interrupted.
+
+In the worker the same chunks are written to the task stream (see chat_core.worker);
+`error` and `finish` are then appended by the task's completion, never twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import background
+from ..notifications import SessionEvent, notify
+from ..protocol.chunks import (
+    Chunk,
+    Data,
+    Error,
+    Finish,
+    FinishStep,
+    Start,
+    StartStep,
+    TextDelta,
+    TextEnd,
+    TextStart,
+    ToolInputAvailable,
+    ToolInputStart,
+    ToolOutputAvailable,
+    ToolOutputError,
+)
+from ..sessions import get_session_store
+from ..sessions.models import ChatMessage, ChatSession, Usage
+from ..settings import get_settings
+from ..tools import ToolContext, ToolRegistry, default_tools
+from . import operations
+from .context import fit_context
+from .llm import get_llm_client, is_retryable, retry_delay, user_message_for
+from .prompts import build_system_prompt
+from .titles import generate_title
+
+logger = logging.getLogger(__name__)
+
+INTERRUPTED_MARK = "[interrupted]"
+
+
+class TurnFailed(Exception):
+    """The turn cannot go on; the message is what the user reads."""
+
+
+class _BrokenStream(Exception):
+    """The model's stream ended without saying it was done."""
+
+
+@dataclass
+class _ToolCall:
+    id: str
+    name: str = ""
+    arguments: str = ""
+    announced: bool = False
+
+
+@dataclass
+class _Step:
+    """What one model call produced so far."""
+
+    text_id: str | None = None
+    text: list[str] = field(default_factory=list)
+    calls: dict[int, _ToolCall] = field(default_factory=dict)
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+    @property
+    def content(self) -> str:
+        return "".join(self.text)
+
+
+async def stream_chat_completion(
+    session_id: str,
+    message: str | None = None,
+    user_id: str | None = None,
+    *,
+    is_user_message: bool = True,
+    context: dict[str, Any] | None = None,
+    task_id: str | None = None,
+    tools: ToolRegistry | None = None,
+    emit_start: bool = True,
+) -> AsyncIterator[Chunk]:
+    turn = _Turn(session_id, user_id, task_id, tools or default_tools())
+    async for chunk in turn.run(message, is_user_message, context, emit_start):
+        yield chunk
+
+
+class _Turn:
+    def __init__(
+        self, session_id: str, user_id: str | None, task_id: str | None, tools: ToolRegistry
+    ) -> None:
+        self.settings = get_settings()
+        self.store = get_session_store()
+        self.session_id = session_id
+        self.user_id = user_id
+        self.task_id = task_id or f"local-{uuid.uuid4()}"
+        self.tools = tools
+        self.session: ChatSession | None = None
+        self.step = _Step()
+        self.usage = Usage(prompt_tokens=0, completion_tokens=0, total_tokens=0, model=self.settings.model)
+
+    async def run(
+        self,
+        message: str | None,
+        is_user_message: bool,
+        context: dict[str, Any] | None,
+        emit_start: bool,
+    ) -> AsyncIterator[Chunk]:
+        if emit_start:
+            yield Start(message_id=f"msg-{uuid.uuid4().hex}")
+        finished = False
+        try:
+            self.session = await self.store.get(self.session_id, self.user_id)
+            if self.session is None:
+                raise TurnFailed("This chat session does not exist.")
+            if message:
+                role = "user" if is_user_message else "assistant"
+                await self._append(ChatMessage(role=role, content=message))
+            self._title_if_first_message()
+            system_prompt = await build_system_prompt(self.user_id, context)
+            async for chunk in self._rounds(system_prompt):
+                yield chunk
+            if self.usage.total_tokens:
+                yield Data(type="data-usage", data=_usage_json(self.usage))
+            finished = True
+        except TurnFailed as failure:
+            finished = True
+            yield Error(error_text=str(failure))
+        finally:
+            if not finished:
+                # Cancelled, or the consumer closed us: keep what the user already saw.
+                await asyncio.shield(self._save_partial())
+        yield Finish()
+
+    def _title_if_first_message(self) -> None:
+        """The first user message names the session, beside the turn, never delaying it."""
+        assert self.session is not None
+        users = [m for m in self.session.messages if m.role == "user"]
+        if not self.session.title and len(users) == 1 and self.session.messages[-1] is users[0]:
+            background.spawn(self._title(users[0].content or ""), name=f"title:{self.session_id}")
+
+    async def _title(self, message: str) -> None:
+        title = await generate_title(message)
+        if await self.store.update_title(self.session_id, title):
+            await notify(
+                self.user_id, SessionEvent(type="title_changed", session_id=self.session_id, title=title)
+            )
+
+    async def _append(self, *messages: ChatMessage) -> None:
+        assert self.session is not None
+        for m in messages:
+            m.task_id = self.task_id
+        saved = await self.store.append_messages(self.session_id, list(messages))
+        self.session.messages.extend(saved)
+
+    # --- rounds ---------------------------------------------------------------------------
+    async def _rounds(self, system_prompt: str) -> AsyncIterator[Chunk]:
+        assert self.session is not None
+        max_rounds = max(1, self.settings.max_tool_rounds)
+        for round_index in range(max_rounds):
+            offer_tools = round_index < max_rounds - 1
+            budget = self.settings.context_window_tokens - self.settings.max_output_tokens
+            fitted = fit_context(system_prompt, self.session.to_openai_messages(), budget)
+            yield StartStep()
+            async for chunk in self._model_step(fitted.messages, offer_tools):
+                yield chunk
+            step, self.step = self.step, _Step()
+            calls = [step.calls[i] for i in sorted(step.calls)]
+            if step.content or calls:
+                await self._append(
+                    ChatMessage(
+                        role="assistant",
+                        content=step.content or None,
+                        tool_calls=[_openai_call(c) for c in calls] or None,
+                    )
+                )
+            continue_after = False
+            for call in calls:
+                async for chunk in self._run_tool(call):
+                    yield chunk
+                if not self._is_long_running(call.name):
+                    continue_after = True
+            yield FinishStep()
+            if not continue_after:
+                return
+
+    def _is_long_running(self, name: str) -> bool:
+        tool = self.tools.get(name)
+        return bool(tool and tool.long_running)
+
+    async def _model_step(self, messages: list[dict[str, Any]], offer_tools: bool) -> AsyncIterator[Chunk]:
+        attempt = 0
+        while True:
+            shown = False
+            try:
+                async for chunk in self._call_model(messages, offer_tools):
+                    shown = True
+                    yield chunk
+                return
+            except (asyncio.CancelledError, GeneratorExit):
+                raise
+            except Exception as exc:
+                retryable = is_retryable(exc) or isinstance(exc, _BrokenStream)
+                if not retryable or attempt >= self.settings.llm_max_retries:
+                    logger.warning("model call failed for good: %r", exc)
+                    if isinstance(exc, _BrokenStream):
+                        raise TurnFailed("The AI model's answer was cut off. Please try again.") from exc
+                    raise TurnFailed(user_message_for(exc)) from exc
+                logger.info("model call failed (%r); retry %d", exc, attempt + 1)
+                if shown:
+                    # The user saw part of this attempt: close it and start a fresh step.
+                    for chunk in self._abandon_step():
+                        yield chunk
+                else:
+                    self.step = _Step()
+                await asyncio.sleep(retry_delay(attempt, exc))
+                attempt += 1
+
+    def _abandon_step(self) -> list[Chunk]:
+        closing: list[Chunk] = []
+        if self.step.text_id:
+            closing.append(TextEnd(id=self.step.text_id))
+        for call in self.step.calls.values():
+            if call.announced:
+                closing.append(
+                    ToolOutputError(tool_call_id=call.id, error_text="The answer was interrupted; retrying.")
+                )
+        self.step = _Step()
+        return [*closing, FinishStep(), StartStep()]
+
+    async def _call_model(self, messages: list[dict[str, Any]], offer_tools: bool) -> AsyncIterator[Chunk]:
+        request: dict[str, Any] = {
+            "model": self.settings.model,
+            "messages": messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "max_tokens": self.settings.max_output_tokens,
+        }
+        if offer_tools and (tools := self.tools.openai_tools()):
+            request["tools"] = tools
+        if self.user_id:
+            request["user"] = self.user_id[:128]
+        stream = await get_llm_client().chat.completions.create(**request)
+        step = self.step
+        async with stream:
+            async for event in stream:
+                if event.usage:
+                    step.usage = Usage(
+                        prompt_tokens=event.usage.prompt_tokens,
+                        completion_tokens=event.usage.completion_tokens,
+                        total_tokens=event.usage.total_tokens,
+                        model=event.model or self.settings.model,
+                    )
+                if not event.choices:
+                    continue
+                choice = event.choices[0]
+                delta = choice.delta
+                if delta and delta.content:
+                    if step.text_id is None:
+                        step.text_id = f"text-{uuid.uuid4().hex[:12]}"
+                        yield TextStart(id=step.text_id)
+                    step.text.append(delta.content)
+                    yield TextDelta(id=step.text_id, delta=delta.content)
+                for piece in (delta.tool_calls or []) if delta else []:
+                    call = step.calls.setdefault(piece.index, _ToolCall(id=piece.id or ""))
+                    if piece.id:
+                        call.id = piece.id
+                    if piece.function and piece.function.name:
+                        call.name += piece.function.name
+                    if piece.function and piece.function.arguments:
+                        call.arguments += piece.function.arguments
+                    if not call.announced and call.id and call.name:
+                        call.announced = True
+                        yield ToolInputStart(tool_call_id=call.id, tool_name=call.name)
+                if choice.finish_reason:
+                    step.finish_reason = choice.finish_reason
+        if step.finish_reason is None:
+            raise _BrokenStream("the model's stream ended before it finished")
+        if step.text_id:
+            yield TextEnd(id=step.text_id)
+        if step.usage:
+            self._count(step.usage)
+            await self.store.add_usage(self.session_id, step.usage)
+
+    def _count(self, usage: Usage) -> None:
+        self.usage.prompt_tokens += usage.prompt_tokens
+        self.usage.completion_tokens += usage.completion_tokens
+        self.usage.total_tokens += usage.total_tokens
+
+    # --- tools ------------------------------------------------------------------------------
+    async def _run_tool(self, call: _ToolCall) -> AsyncIterator[Chunk]:
+        if not call.id:
+            call.id = f"call-{uuid.uuid4().hex[:12]}"
+        if not call.announced:
+            yield ToolInputStart(tool_call_id=call.id, tool_name=call.name)
+        yield ToolInputAvailable(tool_call_id=call.id, tool_name=call.name, input=_parsed(call.arguments))
+        ctx = ToolContext(
+            session_id=self.session_id, user_id=self.user_id, task_id=self.task_id, tool_call_id=call.id
+        )
+        tool = self.tools.get(call.name)
+        if tool is not None and tool.long_running:
+            yield await operations.start(
+                tool,
+                self.tools,
+                call.id,
+                call.arguments,
+                session_id=self.session_id,
+                user_id=self.user_id,
+                turn_task_id=self.task_id,
+                save=self._append,
+            )
+            return
+        result = await self.tools.execute(call.name, call.arguments, ctx)
+        if result.ok:
+            content = _as_text(result.output)
+            yield ToolOutputAvailable(tool_call_id=call.id, output=result.output)
+        else:
+            content = json.dumps({"error": result.error})
+            yield ToolOutputError(tool_call_id=call.id, error_text=result.error or "The tool failed.")
+        await self._append(ChatMessage(role="tool", tool_call_id=call.id, content=content))
+
+    # --- interruption -----------------------------------------------------------------------
+    async def _save_partial(self) -> None:
+        text = self.step.content
+        if not text or self.session is None:
+            return
+        try:
+            await self._append(ChatMessage(role="assistant", content=f"{text}\n\n{INTERRUPTED_MARK}"))
+        except Exception:
+            logger.warning("could not save the interrupted answer", exc_info=True)
+
+
+def _openai_call(call: _ToolCall) -> dict[str, Any]:
+    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments or "{}"}}
+
+
+def _parsed(arguments: str) -> Any:
+    try:
+        return json.loads(arguments or "{}")
+    except json.JSONDecodeError:
+        return arguments
+
+
+def _as_text(output: Any) -> str:
+    return output if isinstance(output, str) else json.dumps(output, default=str)
+
+
+def _usage_json(usage: Usage) -> dict[str, int]:
+    return {
+        "promptTokens": usage.prompt_tokens,
+        "completionTokens": usage.completion_tokens,
+        "totalTokens": usage.total_tokens,
+    }
+

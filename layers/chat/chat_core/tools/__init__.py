@@ -1,0 +1,15 @@
+"""The tools the model can call. `default_tools()` is what a turn offers."""
+
+from __future__ import annotations
+
+from .base import Tool, ToolContext, ToolError, ToolOutcome, ToolRegistry
+
+
+def default_tools() -> ToolRegistry:
+    from .create_agent import CreateAgent
+    from .find_agent import FindAgent
+
+    return ToolRegistry([FindAgent(), CreateAgent()])
+
+
+__all__ = ["Tool", "ToolContext", "ToolError", "ToolOutcome", "ToolRegistry", "default_tools"]
