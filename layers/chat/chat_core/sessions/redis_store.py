@@ -1,0 +1,336 @@
+"""Sessions in Redis: a meta hash, a message list and a usage list per session.
+
+    store = RedisSessionStore()
+    session = await store.create(user_id="u1")
+    hello = ChatMessage(role="user", content="Hi")
+    [saved] = await store.append_messages(session.session_id, [hello])
+    saved.sequence                      # 0: a message's sequence is its index in the list
+
+Under the session's hash tag: meta HASH (user_id, "" = anonymous; title; created_at and
+updated_at as ISO strings), messages LIST of message JSON, usage LIST of usage JSON. Every
+write is one Lua script on that slot that also stamps updated_at and, when
+`session_ttl_seconds` > 0, moves the expiry of every key of the session.
+
+The per-user sorted set (`keys.user_sessions`, scored by updated_at in ms) lives in the
+user's slot, so it is written by a separate command after the script. It is an index, not
+the truth: a listing drops entries whose session is gone, expired or owned by someone else.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from .. import keys
+from ..redis_client import get_redis
+from ..settings import get_settings
+from .models import ChatMessage, ChatSession, SessionSummary, Usage, utcnow
+from .store import SessionNotFound
+
+# Every script gets KEYS = meta, messages, usage of one session.
+_PRELUDE = """
+local function touch(ttl)
+  if ttl > 0 then
+    for _, key in ipairs(KEYS) do redis.call('PEXPIRE', key, ttl) end
+  end
+end
+local function snapshot()
+  return {redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, -1),
+          redis.call('LRANGE', KEYS[3], 0, -1)}
+end
+"""
+
+# ARGV: ttl, user_id, created_at  → 1, or 0 if the session exists
+_CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'user_id', ARGV[2], 'created_at', ARGV[3], 'updated_at', ARGV[3])
+touch(tonumber(ARGV[1]))
+return 1
+"""
+
+_READ = "return snapshot()"
+
+# ARGV: ttl, now, user_id ('' = keep), has_title, title, created_at, message...
+# → {previous owner ('' = none), snapshot}
+_UPSERT = """
+local previous = redis.call('HGET', KEYS[1], 'user_id')
+if not previous then redis.call('HSET', KEYS[1], 'user_id', '', 'created_at', ARGV[6]) end
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'user_id', ARGV[3]) end
+if ARGV[4] == '1' then redis.call('HSET', KEYS[1], 'title', ARGV[5]) end
+for i = 7, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
+touch(tonumber(ARGV[1]))
+return {previous or '', snapshot()}
+"""
+
+# ARGV: ttl, now, what ('messages' | 'usage' | 'title'), value...
+# → {owner, length of the list written}, or nil when the session does not exist
+_WRITE = """
+local owner = redis.call('HGET', KEYS[1], 'user_id')
+if not owner then return false end
+local length = 0
+if ARGV[3] == 'title' then
+  redis.call('HSET', KEYS[1], 'title', ARGV[4])
+else
+  local list = KEYS[3]
+  if ARGV[3] == 'messages' then list = KEYS[2] end
+  for i = 4, #ARGV do length = redis.call('RPUSH', list, ARGV[i]) end
+end
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
+touch(tonumber(ARGV[1]))
+return {owner, length}
+"""
+
+# ARGV: ttl, now, user_id  → 1, or nil when missing or someone else's
+_ASSIGN = """
+local owner = redis.call('HGET', KEYS[1], 'user_id')
+if not owner or (owner ~= '' and owner ~= ARGV[3]) then return false end
+redis.call('HSET', KEYS[1], 'user_id', ARGV[3], 'updated_at', ARGV[2])
+touch(tonumber(ARGV[1]))
+return 1
+"""
+
+# ARGV: caller ('' = anonymous)  → the owner it had ('' = anonymous), or nil if refused
+_DELETE = """
+local owner = redis.call('HGET', KEYS[1], 'user_id')
+if not owner or (owner ~= '' and owner ~= ARGV[1]) then return false end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+return owner
+"""
+
+# ARGV: tool_call_id  → {index, message JSON} of the last tool message answering it, or nil.
+# Only reads: messages are written by pydantic alone, never re-encoded by cjson (which
+# would turn [] into {}).
+_FIND_TOOL_MESSAGE = """
+local messages = redis.call('LRANGE', KEYS[2], 0, -1)
+for i = #messages, 1, -1 do
+  local message = cjson.decode(messages[i])
+  if message.role == 'tool' and message.tool_call_id == ARGV[1] then
+    return {i - 1, messages[i]}
+  end
+end
+return false
+"""
+
+# ARGV: ttl, now, index, expected JSON, new JSON  → the owner, or nil if the message changed
+_REPLACE_MESSAGE = """
+if redis.call('LINDEX', KEYS[2], ARGV[3]) ~= ARGV[4] then return false end
+redis.call('LSET', KEYS[2], ARGV[3], ARGV[5])
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
+touch(tonumber(ARGV[1]))
+return redis.call('HGET', KEYS[1], 'user_id') or ''
+"""
+
+
+class RedisSessionStore:
+    """The `SessionStore` on Redis (standalone or cluster); holds no state of its own."""
+
+    async def create(self, user_id: str | None, session_id: str | None = None) -> ChatSession:
+        session = ChatSession.new(user_id=user_id, session_id=session_id)
+        session.updated_at = session.created_at
+        created = await _run(
+            _CREATE, session.session_id, [_ttl_ms(), user_id or "", _iso(session.created_at)]
+        )
+        if not created:
+            raise ValueError(f"session {session.session_id} already exists")
+        await _index(user_id, session.session_id, session.updated_at)
+        return session
+
+    async def get(self, session_id: str, user_id: str | None) -> ChatSession | None:
+        session = _session(session_id, await _run(_READ, session_id, []))
+        return session if session is not None and session.visible_to(user_id) else None
+
+    async def upsert(self, session: ChatSession) -> ChatSession:
+        now = utcnow()
+        new_messages = [_dump(m) for m in session.messages if m.sequence is None]
+        previous_owner, snapshot = await _run(
+            _UPSERT,
+            session.session_id,
+            [
+                _ttl_ms(),
+                _iso(now),
+                session.user_id or "",
+                "0" if session.title is None else "1",
+                session.title or "",
+                _iso(session.created_at),
+                *new_messages,
+            ],
+        )
+        stored = _session(session.session_id, snapshot)
+        assert stored is not None  # the script just wrote it
+        if previous_owner and previous_owner != stored.user_id:
+            await get_redis().zrem(keys.user_sessions(previous_owner), session.session_id)
+        await _index(stored.user_id, session.session_id, now)
+        return stored
+
+    async def append_messages(
+        self, session_id: str, messages: list[ChatMessage]
+    ) -> list[ChatMessage]:
+        if not messages:
+            return []
+        now = utcnow()
+        written = await _run(
+            _WRITE, session_id, [_ttl_ms(), _iso(now), "messages", *map(_dump, messages)]
+        )
+        if written is None:
+            raise SessionNotFound(session_id)
+        owner, length = written
+        await _index(owner, session_id, now)
+        first = int(length) - len(messages)
+        return [m.model_copy(update={"sequence": first + i}) for i, m in enumerate(messages)]
+
+    async def list_sessions(
+        self, user_id: str, limit: int = 50, offset: int = 0
+    ) -> tuple[list[SessionSummary], int]:
+        r = get_redis()
+        index = keys.user_sessions(user_id)
+        offset = max(offset, 0)
+        pipe = r.pipeline(transaction=False)
+        if ttl := _ttl_ms():
+            pipe.zremrangebyscore(index, "-inf", _ms(utcnow()) - ttl)  # their sessions expired
+        if limit > 0:
+            pipe.zrevrange(index, offset, offset + limit - 1)
+        pipe.zcard(index)
+        replies = await pipe.execute()
+        total: int = replies[-1]
+        session_ids: list[str] = replies[-2] if limit > 0 else []
+        if not session_ids:
+            return [], total
+
+        pipe = r.pipeline(transaction=False)
+        for session_id in session_ids:
+            pipe.hmget(
+                keys.session_meta(session_id), "user_id", "title", "created_at", "updated_at"
+            )
+        summaries, stale = [], []
+        for session_id, (owner, title, created_at, updated_at) in zip(
+            session_ids, await pipe.execute(), strict=True
+        ):
+            if owner != user_id:  # deleted, expired, or given to someone else meanwhile
+                stale.append(session_id)
+                continue
+            summaries.append(
+                SessionSummary(
+                    session_id=session_id,
+                    user_id=owner,
+                    title=title,
+                    created_at=datetime.fromisoformat(created_at),
+                    updated_at=datetime.fromisoformat(updated_at),
+                )
+            )
+        if stale:
+            await r.zrem(index, *stale)
+        return summaries, total - len(stale)
+
+    async def delete(self, session_id: str, user_id: str | None) -> bool:
+        owner = await _run(_DELETE, session_id, [user_id or ""])
+        if owner is None:
+            return False
+        if owner:
+            await get_redis().zrem(keys.user_sessions(owner), session_id)
+        return True
+
+    async def assign_user(self, session_id: str, user_id: str) -> bool:
+        now = utcnow()
+        if not await _run(_ASSIGN, session_id, [_ttl_ms(), _iso(now), user_id]):
+            return False
+        await _index(user_id, session_id, now)
+        return True
+
+    async def update_title(self, session_id: str, title: str) -> bool:
+        now = utcnow()
+        written = await _run(_WRITE, session_id, [_ttl_ms(), _iso(now), "title", title])
+        if written is None:
+            return False
+        await _index(written[0], session_id, now)
+        return True
+
+    async def add_usage(self, session_id: str, usage: Usage) -> None:
+        """Raises SessionNotFound when the session does not exist."""
+        now = utcnow()
+        written = await _run(
+            _WRITE, session_id, [_ttl_ms(), _iso(now), "usage", usage.model_dump_json()]
+        )
+        if written is None:
+            raise SessionNotFound(session_id)
+        await _index(written[0], session_id, now)
+
+    async def update_tool_message(self, session_id: str, tool_call_id: str, content: str) -> bool:
+        # Find, then compare-and-set: a retry happens only when another writer changed
+        # that very message in between, so this cannot spin.
+        while True:
+            found = await _run(_FIND_TOOL_MESSAGE, session_id, [tool_call_id])
+            if found is None:
+                return False
+            index, old = found
+            new = _dump(
+                ChatMessage.model_validate_json(old).model_copy(update={"content": content})
+            )
+            now = utcnow()
+            owner = await _run(
+                _REPLACE_MESSAGE, session_id, [_ttl_ms(), _iso(now), index, old, new]
+            )
+            if owner is not None:
+                await _index(owner, session_id, now)
+                return True
+
+
+async def _run(body: str, session_id: str, args: list[Any]) -> Any:
+    # register_script only hashes the body; redis-py loads it on NOSCRIPT (after a failover).
+    client = get_redis()
+    script = client.register_script(_PRELUDE + body)
+    session_keys = [
+        keys.session_meta(session_id),
+        keys.session_messages(session_id),
+        keys.session_usage(session_id),
+    ]
+    return await script(keys=session_keys, args=args, client=client)
+
+
+async def _index(owner: str | None, session_id: str, updated_at: datetime) -> None:
+    """Record the session's last update in its owner's index (GT: a late write of an older
+    time never moves it back)."""
+    if not owner:
+        return
+    index = keys.user_sessions(owner)
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.zadd(index, {session_id: _ms(updated_at)}, gt=True)
+    if ttl := _ttl_ms():
+        pipe.pexpire(index, ttl)  # outlives every session in it: each write pushes it out
+    await pipe.execute()
+
+
+def _session(session_id: str, snapshot: list[Any]) -> ChatSession | None:
+    flat_meta, raw_messages, raw_usage = snapshot
+    if not flat_meta:
+        return None
+    meta = dict(zip(flat_meta[::2], flat_meta[1::2]))
+    return ChatSession(
+        session_id=session_id,
+        user_id=meta.get("user_id") or None,
+        title=meta.get("title"),
+        messages=[
+            ChatMessage.model_validate_json(raw).model_copy(update={"sequence": sequence})
+            for sequence, raw in enumerate(raw_messages)
+        ],
+        usage=[Usage.model_validate_json(raw) for raw in raw_usage],
+        created_at=datetime.fromisoformat(meta["created_at"]),
+        updated_at=datetime.fromisoformat(meta["updated_at"]),
+    )
+
+
+def _dump(message: ChatMessage) -> str:
+    # The list index is the sequence; storing it too would only let the two disagree.
+    return message.model_dump_json(exclude={"sequence"})
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _ttl_ms() -> int:
+    return get_settings().session_ttl_seconds * 1000
