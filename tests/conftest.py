@@ -194,3 +194,22 @@ def model(scripted_server, monkeypatch: pytest.MonkeyPatch, redis_target: RedisT
     set_dispatcher(None)
     yield scripted_server
     set_dispatcher(None)
+
+
+@pytest.fixture(scope="session")
+def agent_generator_server():
+    from tests.fakes import FakeAgentGenerator
+
+    with FakeAgentGenerator() as generator:
+        yield generator
+
+
+@pytest.fixture
+def agent_generator(agent_generator_server, monkeypatch: pytest.MonkeyPatch):
+    """The external agent generator (answers 202 and records requests) and a webhook secret."""
+    from tests.fakes import WEBHOOK_SECRET
+
+    agent_generator_server.status = 202
+    agent_generator_server.requests.clear()
+    set_env(monkeypatch, agent_generator_url=agent_generator_server.url, webhook_secret=WEBHOOK_SECRET)
+    return agent_generator_server

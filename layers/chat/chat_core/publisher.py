@@ -22,8 +22,6 @@ from . import registry
 from .protocol.chunks import Chunk, TextDelta
 from .settings import get_settings
 
-_MAX_PENDING = 256
-
 
 class ChunkPublisher:
     def __init__(self, task_id: str, coalesce_ms: int | None = None) -> None:
@@ -53,7 +51,7 @@ class ChunkPublisher:
             else:
                 self._pending.append([chunk.id, [chunk.delta]])
             due = asyncio.get_running_loop().time() - self._last_delta_flush >= self._window
-            if not due and len(self._pending) < _MAX_PENDING:
+            if not due:
                 if self._timer is None:
                     self._timer = asyncio.create_task(self._flush_after_window())
                 return

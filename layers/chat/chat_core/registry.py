@@ -631,11 +631,14 @@ class Subscription:
         if self._ended:
             raise StopAsyncIteration
         self.start()
-        try:
-            async with asyncio.timeout(timeout):
-                entry = await self._queue.get()
-        except TimeoutError:
-            return None
+        if self._queue.empty():
+            try:
+                async with asyncio.timeout(timeout):
+                    entry = await self._queue.get()
+            except TimeoutError:
+                return None
+        else:
+            entry = self._queue.get_nowait()  # the common case while replaying: no timer
         if entry is _END:
             self._ended = True
             raise StopAsyncIteration
@@ -669,7 +672,7 @@ class Subscription:
                     entry = StreamEntry(entry_id, fields["data"])
                     if not await self._put(entry):
                         return
-                    if entry.type == "finish":
+                    if entry.data == FINISH_JSON:  # only `finish` is written as exactly this
                         await self._put(_END)
                         return
                 if len(entries) == self._page:
@@ -694,6 +697,9 @@ class Subscription:
             self._queue.put_nowait(_END)
 
     async def _put(self, entry: StreamEntry) -> bool:
+        if not self._queue.full():
+            self._queue.put_nowait(entry)
+            return True
         try:
             async with asyncio.timeout(self._put_timeout):
                 await self._queue.put(entry)

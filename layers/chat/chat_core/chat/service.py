@@ -52,9 +52,10 @@ from ..protocol.chunks import (
 from ..sessions import get_session_store
 from ..sessions.models import ChatMessage, ChatSession, Usage
 from ..settings import get_settings
-from ..tools import ToolContext, ToolRegistry, default_tools
+from .. import tools as tool_catalog
+from ..tools import ToolContext, ToolRegistry
 from . import operations
-from .context import fit_context
+from .context import estimate_tokens, fit_context
 from .llm import get_llm_client, is_retryable, retry_delay, user_message_for
 from .prompts import build_system_prompt
 from .titles import generate_title
@@ -106,7 +107,7 @@ async def stream_chat_completion(
     tools: ToolRegistry | None = None,
     emit_start: bool = True,
 ) -> AsyncIterator[Chunk]:
-    turn = _Turn(session_id, user_id, task_id, tools or default_tools())
+    turn = _Turn(session_id, user_id, task_id, tools or tool_catalog.default_tools())
     async for chunk in turn.run(message, is_user_message, context, emit_start):
         yield chunk
 
@@ -124,6 +125,8 @@ class _Turn:
         self.session: ChatSession | None = None
         self.step = _Step()
         self.usage = Usage(prompt_tokens=0, completion_tokens=0, total_tokens=0, model=self.settings.model)
+        # The tool schemas travel with every call that offers them, so they use context too.
+        self._tools_tokens = estimate_tokens(json.dumps(tools.openai_tools()))
 
     async def run(
         self,
@@ -185,7 +188,11 @@ class _Turn:
         max_rounds = max(1, self.settings.max_tool_rounds)
         for round_index in range(max_rounds):
             offer_tools = round_index < max_rounds - 1
-            budget = self.settings.context_window_tokens - self.settings.max_output_tokens
+            budget = (
+                self.settings.context_window_tokens
+                - self.settings.max_output_tokens
+                - (self._tools_tokens if offer_tools else 0)
+            )
             fitted = fit_context(system_prompt, self.session.to_openai_messages(), budget)
             yield StartStep()
             async for chunk in self._model_step(fitted.messages, offer_tools):
@@ -204,15 +211,11 @@ class _Turn:
             for call in calls:
                 async for chunk in self._run_tool(call):
                     yield chunk
-                if not self._is_long_running(call.name):
-                    continue_after = True
+                    if isinstance(chunk, (ToolOutputAvailable, ToolOutputError)):
+                        continue_after = continue_after or not _answered_later(chunk)
             yield FinishStep()
             if not continue_after:
                 return
-
-    def _is_long_running(self, name: str) -> bool:
-        tool = self.tools.get(name)
-        return bool(tool and tool.long_running)
 
     async def _model_step(self, messages: list[dict[str, Any]], offer_tools: bool) -> AsyncIterator[Chunk]:
         attempt = 0
@@ -354,6 +357,15 @@ class _Turn:
             await self._append(ChatMessage(role="assistant", content=f"{text}\n\n{INTERRUPTED_MARK}"))
         except Exception:
             logger.warning("could not save the interrupted answer", exc_info=True)
+
+
+def _answered_later(output: Chunk) -> bool:
+    """The model answers tool results now; an operation that started answers when it ends."""
+    return (
+        isinstance(output, ToolOutputAvailable)
+        and isinstance(output.output, dict)
+        and output.output.get("type") in ("operation_started", "operation_in_progress")
+    )
 
 
 def _openai_call(call: _ToolCall) -> dict[str, Any]:

@@ -26,7 +26,8 @@ from ..notifications import SessionEvent, notify
 from ..protocol.chunks import Data, Error, Finish
 from ..publisher import ChunkPublisher
 from ..settings import get_settings
-from ..tools import ToolContext, default_tools
+from .. import tools as tool_catalog
+from ..tools import ToolContext
 from .jobs import ContinueOperation, DrainCompletions, Job, RunTool, RunTurn
 
 logger = logging.getLogger(__name__)
@@ -155,7 +156,7 @@ async def _answer(task: registry.ActiveTask, context: dict[str, Any] | None, emi
 async def _run_tool(task: registry.ActiveTask) -> Outcome:
     """A long-running tool that is not delegated: run it here, then continue the turn."""
     settings = get_settings()
-    tools = default_tools()
+    tools = tool_catalog.default_tools()
     started = time.monotonic()
 
     async def heartbeat() -> None:

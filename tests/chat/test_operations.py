@@ -1,0 +1,149 @@
+"""Long-running tools: their own operation and task, a pending message, the turn moves on."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from pydantic import BaseModel
+
+from chat_core import keys, registry, tools
+from chat_core.chat.turns import start_turn
+from chat_core.local.scripted_model import ToolCall
+from chat_core.redis_client import get_redis
+from chat_core.sessions import get_session_store
+from chat_core.tools import Tool, ToolContext
+from chat_core.worker.dispatch import set_dispatcher
+from chat_core.worker.jobs import RunTool
+from chat_core.worker.runner import run_job
+from tests.chat.test_worker import Recorder, stream_of
+from tests.chunk_rules import assert_valid_turn, text_of
+
+pytestmark = pytest.mark.both
+
+
+@pytest.fixture
+def dispatched(model):
+    recorder = Recorder()
+    set_dispatcher(recorder)
+    return recorder
+
+
+async def run_create_agent_turn(dispatched, model, call_id: str = "call_create_1"):
+    model.reply_tool_calls(
+        ToolCall("create_agent", {"description": "An agent that chases unpaid invoices"}, id=call_id),
+        stream=True,
+    )
+    session = await get_session_store().create("u1")
+    turn = await start_turn(session, "Create an agent that chases unpaid invoices", "u1")
+    assert await run_job(dispatched.jobs[-1]) == "completed"
+    return session, turn
+
+
+async def test_a_delegated_operation_starts_and_the_turn_answers_at_once(dispatched, model, agent_generator):
+    session, turn = await run_create_agent_turn(dispatched, model)
+    chunks = await stream_of(turn.task_id)
+    assert_valid_turn(chunks)
+    started = next(c for c in chunks if c["type"] == "tool-output-available")["output"]
+    assert started["type"] == "operation_started" and started["tool_name"] == "create_agent"
+
+    # The external service was asked, with where to call back.
+    [request] = agent_generator.requests
+    assert request["operation_id"] == started["operation_id"] and request["task_id"] == started["task_id"]
+    assert request["callback_url"].endswith(f"/api/chat/operations/{started['operation_id']}/complete")
+
+    # The operation has its own task, whose stream alone is a whole message so far.
+    operation = await registry.get_task(started["task_id"])
+    assert (operation.status, operation.phase, operation.tool_name) == ("running", "awaiting", "create_agent")
+    assert [c["type"] for c in await stream_of(operation.task_id)] == [
+        "start", "start-step", "tool-input-start", "tool-input-available",
+    ]  # fmt: skip
+    # The session now follows the operation, and remembers it as pending.
+    active, _ = await registry.get_active_task_for_session(session.session_id, "u1")
+    assert active.task_id == operation.task_id
+    stored = await get_session_store().get(session.session_id, "u1")
+    pending = json.loads(stored.messages[-1].content)
+    assert stored.messages[-1].role == "tool" and pending["type"] == "operation_pending"
+    assert await get_redis().exists(keys.running_operation("call_create_1")) == 1
+
+
+async def test_a_refusing_service_is_a_tool_error_the_model_explains_and_nothing_keeps_running(
+    dispatched, model, agent_generator
+):
+    agent_generator.status = 500
+    session, turn = await run_create_agent_turn(dispatched, model)
+    chunks = await stream_of(turn.task_id)
+    assert_valid_turn(chunks)
+    error = next(c for c in chunks if c["type"] == "tool-output-error")
+    assert "refused the request (HTTP 500)" in error["errorText"]
+    assert text_of(chunks).strip()  # the model's explanation follows
+    # The operation's task ended failed; no guard, no running task left behind.
+    operation_id = agent_generator.requests[0]["task_id"]
+    operation = await registry.get_task(operation_id)
+    assert operation.status == "failed"
+    assert [c["type"] for c in await stream_of(operation_id)][-3:] == ["finish-step", "error", "finish"]
+    assert await get_redis().exists(keys.running_operation("call_create_1")) == 0
+    assert await registry.get_active_task_for_session(session.session_id, "u1") == (None, "0-0")
+    assert await registry.expired_task_ids() == []
+    stored = await get_session_store().get(session.session_id, "u1")
+    tool_message = next(m for m in stored.messages if m.role == "tool")
+    assert "HTTP 500" in json.loads(tool_message.content)["error"]
+
+
+async def test_without_a_configured_service_the_user_is_told(dispatched, model):
+    session, turn = await run_create_agent_turn(dispatched, model)
+    error = next(c for c in await stream_of(turn.task_id) if c["type"] == "tool-output-error")
+    assert "no agent generator is configured" in error["errorText"]
+
+
+async def test_the_same_tool_call_cannot_start_twice(dispatched, model, agent_generator):
+    await run_create_agent_turn(dispatched, model, call_id="call_same")
+    session, turn = await run_create_agent_turn(dispatched, model, call_id="call_same")
+    output = next(c for c in await stream_of(turn.task_id) if c["type"] == "tool-output-available")
+    assert output["output"]["type"] == "operation_in_progress"
+    assert len(agent_generator.requests) == 1
+
+
+class SlowReport(Tool):
+    """A long-running tool that is not delegated: the worker runs it to the end."""
+
+    name = "slow_report"
+    description = "Compile a report slowly."
+    long_running = True
+
+    class Args(BaseModel):
+        topic: str
+
+    async def run(self, ctx: ToolContext, args: Args) -> dict:
+        for _ in range(3):
+            await asyncio.sleep(0.25)
+        return {"report": f"All about {args.topic}"}
+
+
+async def test_a_long_tool_runs_in_the_worker_with_heartbeats_then_the_model_continues(
+    dispatched, model, monkeypatch, settings_env
+):
+    settings_env(heartbeat_seconds=0.2)
+    catalog = tools.ToolRegistry([SlowReport()])
+    monkeypatch.setattr(tools, "default_tools", lambda: catalog)
+    model.reply_tool_calls(ToolCall("slow_report", {"topic": "otters"}, id="call_slow"), stream=True)
+    session = await get_session_store().create("u1")
+    turn = await start_turn(session, "write me a report on otters", "u1")
+    await run_job(dispatched.jobs[-1])
+    [job] = [j for j in dispatched.jobs if isinstance(j, RunTool)]
+
+    model.reply_text("Here is your otter report.", stream=True)
+    assert await run_job(job) == "completed"
+    chunks = await stream_of(job.task_id)
+    assert_valid_turn(chunks)
+    types = [c["type"] for c in chunks]
+    assert "data-progress" in types  # heartbeats while it ran
+    assert next(c for c in chunks if c["type"] == "tool-output-available")["output"] == {"report": "All about otters"}
+    assert text_of(chunks) == "Here is your otter report."
+    stored = await get_session_store().get(session.session_id, "u1")
+    result = next(m for m in stored.messages if m.role == "tool")
+    assert json.loads(result.content) == {"report": "All about otters"}
+    assert stored.messages[-1].content == "Here is your otter report."
+    assert await get_redis().exists(keys.running_operation("call_slow")) == 0
+    assert (await registry.get_task(turn.task_id)).status == "completed"

@@ -1,0 +1,155 @@
+"""The worker runs a turn into its task stream: once, to the end, or until cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from chat_core import keys, registry
+from chat_core.chat.service import INTERRUPTED_MARK
+from chat_core.chat.turns import cancel_task, start_turn
+from chat_core.local.scripted_model import ToolCall
+from chat_core.redis_client import get_redis
+from chat_core.sessions import get_session_store
+from chat_core.worker.dispatch import set_dispatcher
+from chat_core.worker.jobs import RunTurn
+from chat_core.worker.runner import run_job
+from tests.chunk_rules import assert_valid_turn, text_of
+
+pytestmark = pytest.mark.both
+
+
+class Recorder:
+    """A dispatcher that only records, so the test decides when the worker runs."""
+
+    def __init__(self) -> None:
+        self.jobs: list = []
+
+    async def dispatch(self, job) -> None:
+        self.jobs.append(job)
+
+
+@pytest.fixture
+def dispatched(model):
+    recorder = Recorder()
+    set_dispatcher(recorder)
+    return recorder
+
+
+async def stream_of(task_id: str) -> list[dict]:
+    return [json.loads(f["data"]) for _, f in await get_redis().xrange(keys.task_stream(task_id))]
+
+
+async def new_turn(message: str = "Hello there") -> tuple:
+    store = get_session_store()
+    session = await store.create("u1")
+    task = await start_turn(session, message, "u1")
+    return session, task
+
+
+async def test_a_turn_is_written_to_its_task_stream_with_one_finish(dispatched):
+    session, task = await new_turn()
+    assert dispatched.jobs == [RunTurn(task_id=task.task_id)]
+    assert await run_job(dispatched.jobs[0]) == "completed"
+    chunks = await stream_of(task.task_id)
+    assert_valid_turn(chunks)
+    assert text_of(chunks).strip()
+    assert (await registry.get_task(task.task_id)).status == "completed"
+    assert (await registry.get_active_task_for_session(session.session_id, "u1"))[0] is None
+    stored = await get_session_store().get(session.session_id, "u1")
+    assert [m.role for m in stored.messages] == ["user", "assistant"]
+    assert all(m.task_id == task.task_id for m in stored.messages)
+
+
+async def test_a_job_delivered_twice_runs_the_turn_once(dispatched):
+    _, task = await new_turn()
+    first, second = await asyncio.gather(run_job(dispatched.jobs[0]), run_job(dispatched.jobs[0]))
+    assert sorted([first, second]) == ["completed", "taken"]
+    chunks = await stream_of(task.task_id)
+    assert [c["type"] for c in chunks].count("start") == 1
+    assert [c["type"] for c in chunks].count("finish") == 1
+    assert await run_job(dispatched.jobs[0]) == "not-running"
+
+
+async def test_a_failed_turn_ends_failed_with_its_error_before_the_one_finish(dispatched, model):
+    model.reply_error(401, stream=True)
+    _, task = await new_turn()
+    assert await run_job(dispatched.jobs[0]) == "failed"
+    chunks = await stream_of(task.task_id)
+    assert [c["type"] for c in chunks][-2:] == ["error", "finish"]
+    assert [c["type"] for c in chunks].count("error") == 1
+    assert "credentials" in chunks[-2]["errorText"]
+    assert (await registry.get_task(task.task_id)).status == "failed"
+
+
+async def test_cancel_stops_the_turn_within_a_second_and_keeps_the_partial_answer(dispatched, model):
+    model.slow_stream(200, text=" ".join(f"word{i}" for i in range(60)))
+    session, task = await new_turn()
+    worker = asyncio.create_task(run_job(dispatched.jobs[0]))
+    while "text-delta" not in [c["type"] for c in await stream_of(task.task_id)]:
+        await asyncio.sleep(0.05)
+    asked = time.monotonic()
+    assert await cancel_task(task) == "cancelled"
+    assert time.monotonic() - asked < 1.0
+    assert await worker == "cancelled"
+    chunks = await stream_of(task.task_id)
+    assert chunks[-1] == {"type": "finish"} and [c["type"] for c in chunks].count("finish") == 1
+    assert "word59" not in text_of(chunks)
+    stored = await get_session_store().get(session.session_id, "u1")
+    assert stored.messages[-1].content.endswith(INTERRUPTED_MARK)
+    assert stored.messages[-1].content.startswith(text_of(chunks).strip()[:10])
+
+
+async def test_a_second_message_while_a_turn_runs_is_refused(dispatched):
+    session, task = await new_turn()
+    with pytest.raises(registry.TaskAlreadyRunning) as err:
+        await start_turn(session, "me again", "u1")
+    assert err.value.task_id == task.task_id
+    stored = await get_session_store().get(session.session_id, "u1")
+    assert [m.content for m in stored.messages] == ["Hello there"]  # the refused one is not saved
+
+
+async def test_cancelling_a_queued_turn_ends_it_at_once(dispatched):
+    _, task = await new_turn()
+    assert await cancel_task(task) == "cancelled"
+    assert await cancel_task(task) == "cancelled"  # idempotent
+    assert await run_job(dispatched.jobs[0]) == "not-running"
+    assert await stream_of(task.task_id) == [{"type": "finish"}]
+
+
+async def test_a_worker_whose_task_was_ended_elsewhere_stops_writing(dispatched, model):
+    model.slow_stream(100, text=" ".join(f"w{i}" for i in range(50)))
+    _, task = await new_turn()
+    worker = asyncio.create_task(run_job(dispatched.jobs[0]))
+    while "text-delta" not in [c["type"] for c in await stream_of(task.task_id)]:
+        await asyncio.sleep(0.05)
+    await registry.mark_task_completed(task.task_id, "failed", "The sweeper gave up on it.")
+    assert await asyncio.wait_for(worker, 5) == "lost"
+    chunks = await stream_of(task.task_id)
+    assert [c["type"] for c in chunks][-2:] == ["error", "finish"]  # nothing after the finish
+
+
+async def test_a_dispatch_failure_fails_the_task_with_a_reason(model):
+    class Broken:
+        async def dispatch(self, job):
+            from chat_core.worker.dispatch import DispatchError
+
+            raise DispatchError("lambda unavailable")
+
+    set_dispatcher(Broken())
+    _, task = await new_turn()
+    chunks = await stream_of(task.task_id)
+    assert chunks == [{"type": "error", "errorText": "The assistant could not be started. Please try again."}, {"type": "finish"}]
+
+
+async def test_tools_run_inside_the_worker_turn(dispatched, model):
+    model.reply_tool_calls(ToolCall("find_agent", {"query": "invoices"}), stream=True)
+    _, task = await new_turn("find an invoice agent")
+    assert await run_job(dispatched.jobs[0]) == "completed"
+    chunks = await stream_of(task.task_id)
+    assert_valid_turn(chunks)
+    output = next(c for c in chunks if c["type"] == "tool-output-available")
+    assert output["output"]["count"] > 0

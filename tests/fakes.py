@@ -1,0 +1,70 @@
+"""Fakes of the outside world, over real HTTP: the external agent generator, and signing
+webhooks the way an external service does (Standard Webhooks).
+
+    with FakeAgentGenerator() as generator:       # answers 202 and records each request
+        generator.status = 500                     # or refuse the next ones
+        generator.requests[-1]["callback_url"]
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import uvicorn
+from standardwebhooks.webhooks import Webhook
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+WEBHOOK_SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # base64 of 24 bytes
+
+
+def signed_headers(body: bytes, *, secret: str = WEBHOOK_SECRET, webhook_id: str | None = None,
+                   timestamp: datetime | None = None) -> dict[str, str]:
+    webhook_id = webhook_id or f"msg_{uuid.uuid4().hex}"
+    timestamp = timestamp or datetime.now(timezone.utc)
+    signature = Webhook(secret).sign(webhook_id, timestamp, body.decode())
+    return {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(int(timestamp.timestamp())),
+        "webhook-signature": signature,
+        "content-type": "application/json",
+    }
+
+
+class FakeAgentGenerator:
+    def __init__(self) -> None:
+        self.status = 202
+        self.requests: list[dict[str, Any]] = []
+        app = Starlette(routes=[Route("/generate", self._generate, methods=["POST"])])
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/generate"
+
+    async def _generate(self, request: Request) -> JSONResponse:
+        self.requests.append(await request.json())
+        if self.status == 202:
+            return JSONResponse({"status": "accepted"}, status_code=202)
+        return JSONResponse({"error": "generator overloaded"}, status_code=self.status)
+
+    def __enter__(self) -> "FakeAgentGenerator":
+        self._thread.start()
+        while not self._server.started:
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(5)
