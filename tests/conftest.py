@@ -213,3 +213,41 @@ def agent_generator(agent_generator_server, monkeypatch: pytest.MonkeyPatch):
     agent_generator_server.requests.clear()
     set_env(monkeypatch, agent_generator_url=agent_generator_server.url, webhook_secret=WEBHOOK_SECRET)
     return agent_generator_server
+
+
+@pytest.fixture
+async def api(model) -> AsyncIterator["httpx.AsyncClient"]:
+    """The whole HTTP API in-process (all routers, in-process worker), with the scripted
+    model answering. Streaming responses arrive complete: they end at `finish`."""
+    import httpx
+
+    from chat_core import background
+    from chat_core.api.app import ALL_ROUTERS, create_app
+
+    app = create_app(*ALL_ROUTERS)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver", timeout=30
+    ) as client:
+        yield client
+    await background.drain(timeout=10)
+
+
+def parse_sse(body: str) -> list[dict]:
+    """SSE text → [{"id": ..., "data": ...}] (comments dropped)."""
+    events = []
+    for block in body.split("\n\n"):
+        event: dict = {}
+        for line in block.splitlines():
+            if line.startswith(":") or not line:
+                continue
+            field, _, value = line.partition(":")
+            event[field] = value[1:] if value.startswith(" ") else value
+        if event:
+            events.append(event)
+    return events
+
+
+def sse_chunks(body: str) -> list[dict]:
+    import json
+
+    return [json.loads(e["data"]) for e in parse_sse(body) if e.get("data") not in (None, "[DONE]")]

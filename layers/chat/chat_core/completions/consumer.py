@@ -111,11 +111,10 @@ async def _apply(fields: dict[str, str] | None, consumer: str) -> str:
 async def handle_completion(task: registry.ActiveTask, message: CompletionMessage, consumer: str) -> str:
     from ..worker.runner import continue_operation  # the runner imports the chat core
 
-    logger.append_keys(task_id=task.task_id)
     chunks = operations.result_chunks(task.tool_call_id, message.success, message.result, message.error)
     applied = await registry.apply_operation_result(task, chunks)
     if applied in ("not-running", "wrong-operation"):
-        logger.info("completion for a finished task ignored", extra={"outcome": applied})
+        logger.info("completion for a finished task ignored", extra={"task_id": task.task_id, "outcome": applied})
         return applied
     if message.received_at_ms:
         milliseconds("CompletionLag", time.time() * 1000 - message.received_at_ms)

@@ -162,6 +162,14 @@ class EmbeddedRedis:
         raise RuntimeError(f"redis-server on port {self.port} did not answer within {timeout}s")
 
     def stop(self) -> None:
+        """Stop the server and remove a throwaway data directory."""
+        self.stop_process()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def stop_process(self) -> None:
+        """Stop the server but keep its data directory, so `start()` brings it back."""
         if self.process is None:
             return
         if self.process.poll() is None:
@@ -172,9 +180,6 @@ class EmbeddedRedis:
                 os.kill(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         self.process = None
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
 
     def __enter__(self) -> "EmbeddedRedis":
         return self.start()

@@ -1,0 +1,114 @@
+"""The completion webhook over HTTP: every refusal, and the one accepted path."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from chat_core import keys, registry
+from chat_core.redis_client import get_redis
+from tests.fakes import WEBHOOK_SECRET, signed_headers
+
+pytestmark = pytest.mark.both
+
+
+@pytest.fixture
+async def operation(api, settings_env):
+    settings_env(webhook_secret=WEBHOOK_SECRET)
+    task = await registry.create_task(
+        session_id="s-webhook", user_id="u1", tool_name="create_agent", tool_call_id="call_w", claim_session=False
+    )
+    await registry.set_phase(task, "awaiting", 3600)
+    return task
+
+
+def url(operation_id: str) -> str:
+    return f"/api/chat/operations/{operation_id}/complete"
+
+
+async def post(api, operation_id: str, payload: dict | bytes, **sign) -> "httpx.Response":
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return await api.post(url(operation_id), content=body, headers=signed_headers(body, **sign))
+
+
+async def queued() -> int:
+    return await get_redis().xlen(keys.COMPLETIONS)
+
+
+async def test_an_accepted_completion_is_queued_durably(api, operation, monkeypatch):
+    woken = []
+    monkeypatch.setattr("chat_core.completions.inbox.wake_worker", lambda: asyncio.sleep(0, woken.append(1)))
+    response = await post(api, operation.operation_id, {"success": True, "result": {"agent_id": "a1"}})
+    assert response.status_code == 202
+    assert response.json() == {"status": "accepted", "operation_id": operation.operation_id, "task_id": operation.task_id}
+    [(_, fields)] = await get_redis().xrange(keys.COMPLETIONS)
+    entry = json.loads(fields["data"])
+    assert (entry["operation_id"], entry["success"], entry["result"]) == (operation.operation_id, True, {"agent_id": "a1"})
+    assert woken == [1]
+
+
+async def test_a_repeated_webhook_id_gets_the_first_answer_and_changes_nothing(api, operation, monkeypatch):
+    monkeypatch.setattr("chat_core.completions.inbox.wake_worker", lambda: asyncio.sleep(0))
+    body = json.dumps({"success": True}).encode()
+    headers = signed_headers(body, webhook_id="msg_repeat")
+    answers = await asyncio.gather(*(api.post(url(operation.operation_id), content=body, headers=headers) for _ in range(10)))
+    assert {a.status_code for a in answers} == {202}
+    assert len({a.text for a in answers}) == 1
+    assert await queued() == 1
+
+
+async def test_no_secret_configured_answers_503(api, operation, settings_env):
+    settings_env(webhook_secret="")
+    response = await post(api, operation.operation_id, {"success": True})
+    assert response.status_code == 503
+    assert response.json()["detail"]["code"] == "WEBHOOK_NOT_CONFIGURED"
+
+
+@pytest.mark.parametrize(
+    ("case", "headers"),
+    [
+        ("missing", lambda body: {"content-type": "application/json"}),
+        ("another secret", lambda body: signed_headers(body, secret="whsec_" + "b3RoZXItc2VjcmV0LW90aGVyLXNlY3JldA==")),
+        ("stale", lambda body: signed_headers(body, timestamp=datetime.now(timezone.utc) - timedelta(minutes=6))),
+        ("from the future", lambda body: signed_headers(body, timestamp=datetime.now(timezone.utc) + timedelta(minutes=6))),
+        ("tampered", lambda body: signed_headers(b'{"success": false}')),
+    ],
+)
+async def test_a_missing_or_wrong_signature_answers_401(api, operation, case, headers):
+    body = json.dumps({"success": True}).encode()
+    response = await api.post(url(operation.operation_id), content=body, headers=headers(body))
+    assert response.status_code == 401, case
+    assert response.json()["detail"]["code"] == "INVALID_SIGNATURE"
+    assert await queued() == 0
+
+
+async def test_an_unknown_operation_answers_404(api, operation):
+    response = await post(api, "no-such-operation", {"success": True})
+    assert response.status_code == 404
+    assert response.json()["detail"]["code"] == "OPERATION_NOT_FOUND"
+
+
+@pytest.mark.parametrize("payload", [b"not json", b'{"result": 1}', b'{"success": "maybe"}', b"[]"])
+async def test_a_body_that_is_not_a_completion_answers_422(api, operation, payload):
+    response = await post(api, operation.operation_id, payload)
+    assert response.status_code == 422
+    assert response.json()["detail"]["code"] == "INVALID_COMPLETION"
+    assert await queued() == 0
+
+
+async def test_a_body_over_the_limit_answers_413(api, operation, settings_env):
+    settings_env(max_webhook_body_bytes=1000)
+    response = await post(api, operation.operation_id, {"success": True, "result": "x" * 2000})
+    assert response.status_code == 413
+    assert response.json()["detail"]["code"] == "BODY_TOO_LARGE"
+    assert await queued() == 0
+
+
+async def test_news_about_a_finished_operation_is_acknowledged_without_effect(api, operation):
+    await registry.mark_task_completed(operation.task_id, "cancelled")
+    response = await post(api, operation.operation_id, {"success": True})
+    assert response.status_code == 200 and response.json()["status"] == "already_finished"
+    assert await queued() == 0
