@@ -1,20 +1,27 @@
-"""Powertools Logger, Metrics and Tracer shared by the layer and the handlers.
+"""Powertools Logger, Metrics and Tracer for the Lambda handlers; metrics for the layer.
 
-    from chat_core.observability import logger, count
-    logger.info("swept", extra={"claimed": 3})
-    count("DeadLetters", 1)
+    from chat_core.observability import count, logger, metrics, tracer
+    count("DeadLetters", 1)                      # anywhere in the layer
 
-Handlers decorate their entry point (`@logger.inject_lambda_context`, `@metrics.log_metrics`,
-`@tracer.capture_lambda_handler`); metrics added anywhere in the layer are flushed by that
-decorator as one EMF document. Outside Lambda the tracer is a no-op and, unless a
-namespace is configured, metrics are not emitted at all.
+    configure_lambda_logging()                   # in a handler module
+    @logger.inject_lambda_context(correlation_id_path="pathParameters.task_id")
+    @metrics.log_metrics
+    @tracer.capture_lambda_handler
+    def handler(event, context): ...
+
+The layer's modules log with plain `logging.getLogger(__name__)`, as a library should; in
+Lambda, `configure_lambda_logging()` gives them Powertools' JSON formatter (with the
+correlation id). Metrics added anywhere are flushed by the handler's decorator as one EMF
+document. Outside Lambda the tracer is a no-op.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "chat")
@@ -30,3 +37,9 @@ def count(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count) -> N
 
 def milliseconds(name: str, value: float) -> None:
     metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=value)
+
+
+def configure_lambda_logging() -> None:
+    """Format every `chat_core.*` logger as Powertools JSON, sharing its correlation id."""
+    logging.getLogger("chat_core")  # the parent the module loggers propagate to
+    copy_config_to_registered_loggers(source_logger=logger, include={"chat_core"})

@@ -25,7 +25,9 @@ from redis.exceptions import ResponseError
 
 from .. import keys, registry
 from ..chat import operations
-from ..observability import count, logger, milliseconds
+import logging
+
+from ..observability import count, milliseconds
 from ..redis_client import LuaScript, get_redis
 from ..settings import get_settings
 from .inbox import CompletionMessage
@@ -40,6 +42,8 @@ redis.call('HDEL', KEYS[3], ARGV[2])
 return 1
 """
 )
+
+logger = logging.getLogger(__name__)
 
 
 async def ensure_group() -> None:

@@ -14,6 +14,7 @@ it; if the wake-up is lost, the sweeper reads the entry a minute later.
 
 from __future__ import annotations
 
+import logging
 import json
 import time
 from dataclasses import dataclass
@@ -26,7 +27,8 @@ from ..redis_client import LuaScript, get_redis
 from ..settings import get_settings
 from ..worker.dispatch import DispatchError, get_dispatcher
 from ..worker.jobs import DrainCompletions
-from ..observability import logger
+
+logger = logging.getLogger(__name__)
 
 
 class CompletionMessage(BaseModel):

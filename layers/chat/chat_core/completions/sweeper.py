@@ -21,7 +21,9 @@ import uuid
 from dataclasses import asdict, dataclass
 
 from .. import keys, registry
-from ..observability import count, logger
+import logging
+
+from ..observability import count
 from ..redis_client import get_redis
 from ..settings import get_settings
 from .consumer import dead_letter, drain, ensure_group, process_entry
@@ -31,6 +33,8 @@ LEASE_EXPIRED_MESSAGES = {
     "working": "The assistant stopped unexpectedly while answering. Please send your message again.",
     "awaiting": "The operation did not report back in time, so it was given up.",
 }
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
