@@ -1,0 +1,130 @@
+"""The response-streaming variant as the Lambda Web Adapter runs it: the adapter starts
+`run.sh` (uvicorn on $PORT with functions/streaming/app.py), waits for the port, and turns
+each Function URL invocation into plain HTTP, the request context in `x-amzn-request-context`.
+
+    .venv/bin/python -m pytest tests/deploy/test_streaming.py -q
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from chat_core import registry
+from chat_core.protocol.chunks import Start, TextDelta, TextEnd, TextStart
+
+from .conftest import FUNCTIONS, SseBody, resolved_environment, sample_event, stand_ins
+
+pytestmark = pytest.mark.slow
+
+EVENT = sample_event("streaming")
+TASK = EVENT["rawPath"].split("/")[-2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def streaming_function(redis_target: Any, tmp_path: Path) -> Iterator[str]:
+    """run.sh started the way the adapter starts it, in the function's template environment;
+    ready once it answers HTTP at all (the adapter's default readiness check)."""
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
+    environment.update(resolved_environment("StreamingFunction", stand_ins(redis_target)))
+    environment.update(
+        PORT=str(port), PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    )
+    log = (tmp_path / "uvicorn.log").open("w")
+    process = subprocess.Popen(
+        [str(FUNCTIONS / "streaming" / "run.sh")], env=environment, stdout=log, stderr=log
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{url}/", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, (tmp_path / "uvicorn.log").read_text()
+                assert time.monotonic() < deadline, "run.sh never listened on $PORT"
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def adapter_request() -> tuple[str, dict[str, str]]:
+    """The sample Function URL event as the adapter forwards it."""
+    headers = {k: v for k, v in EVENT["headers"].items() if k not in ("host", "accept-encoding")}
+    headers["x-amzn-request-context"] = json.dumps(EVENT["requestContext"])
+    return f"{EVENT['rawPath']}?{EVENT['rawQueryString']}", headers
+
+
+async def read_until(lines: AsyncIterator[str], body: SseBody, stop: str) -> None:
+    """Read SSE lines into `body` until an event whose data contains `stop`."""
+    block: list[str] = []
+    async for line in lines:
+        if line:
+            block.append(line)
+            continue
+        parsed = SseBody.parse("\n".join(block))
+        block = []
+        body.events += parsed.events
+        if any(stop in data for _, data in parsed.events):
+            return
+    raise AssertionError(f"the stream ended before {stop!r}: {body.types}")
+
+
+async def test_a_running_turn_streams_to_its_end_on_one_connection(streaming_function: str) -> None:
+    # A Function URL with IAM auth carries no user claims: the reader is anonymous, so the
+    # task is one reachable through its id alone.
+    await registry.create_task(session_id="s-streaming", user_id=None, task_id=TASK)
+    await registry.publish_chunks(TASK, [Start(message_id="m1"), TextStart(id="t1")])
+    path, headers = adapter_request()
+
+    body = SseBody([])
+    async with httpx.AsyncClient(base_url=streaming_function, timeout=15) as client:
+        async with client.stream("GET", path, headers=headers) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            assert response.headers["x-task-id"] == TASK
+            lines = response.aiter_lines()
+            await read_until(lines, body, '"text-start"')
+            # Written a second later, while the connection is open, and read on it: a
+            # stream, not a long-poll window (that closes 150 ms after its first entries).
+            await asyncio.sleep(1)
+            await registry.publish_chunks(
+                TASK,
+                [
+                    TextDelta(id="t1", delta="Streamed "),
+                    TextDelta(id="t1", delta="live."),
+                    TextEnd(id="t1"),
+                ],
+            )
+            await registry.mark_task_completed(TASK, "completed")
+            await read_until(lines, body, "[DONE]")
+
+    assert body.types == ["start", "text-start", "text-delta", "text-delta", "text-end", "finish"]
+    assert body.text == "Streamed live."
+    assert len(set(body.ids)) == 6
