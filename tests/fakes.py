@@ -8,6 +8,7 @@ webhooks the way an external service does (Standard Webhooks).
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -60,6 +61,50 @@ class FakeAgentGenerator:
         return JSONResponse({"error": "generator overloaded"}, status_code=self.status)
 
     def __enter__(self) -> "FakeAgentGenerator":
+        self._thread.start()
+        while not self._server.started:
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(5)
+
+
+class FakeIssuer:
+    """An identity provider: signs RS256 tokens and publishes its keys at a JWKS URL."""
+
+    def __init__(self, issuer: str = "https://issuer.example/", audience: str = "chat-api") -> None:
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from jwt.algorithms import RSAAlgorithm
+
+        self.issuer, self.audience = issuer, audience
+        self.private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        jwk = json.loads(RSAAlgorithm.to_jwk(self.private_key.public_key()))
+        self.jwks = {"keys": [{**jwk, "kid": "key-1", "use": "sig", "alg": "RS256"}]}
+        self.fetches = 0
+        app = Starlette(routes=[Route("/.well-known/jwks.json", self._jwks)])
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    @property
+    def jwks_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/.well-known/jwks.json"
+
+    async def _jwks(self, request: Request) -> JSONResponse:
+        self.fetches += 1
+        return JSONResponse(self.jwks)
+
+    def token(self, sub: str, *, kid: str = "key-1", key=None, **claims: Any) -> str:
+        import jwt
+
+        payload = {"sub": sub, "iss": self.issuer, "aud": self.audience, "exp": int(time.time()) + 600, **claims}
+        return jwt.encode(payload, key or self.private_key, algorithm="RS256", headers={"kid": kid})
+
+    def __enter__(self) -> "FakeIssuer":
         self._thread.start()
         while not self._server.started:
             time.sleep(0.01)

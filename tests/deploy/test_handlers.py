@@ -497,10 +497,6 @@ def test_sweeper_fails_abandoned_tasks_dead_letters_poison_completions_and_repor
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="layer: DeadLetters is counted in consumer.dead_letter() and again in sweep()",
-)
 def test_sweeper_counts_each_dead_letter_once(deploy_env, context, powertools_output) -> None:
     deploy_env("SweeperFunction", completions_max_deliveries=1, completions_claim_idle_ms=0)
     leave_stuck_state()

@@ -24,6 +24,8 @@ import pytest
 from chat_core import registry
 from chat_core.protocol.chunks import Start, TextDelta, TextEnd, TextStart
 
+from tests.fakes import FakeIssuer
+
 from .conftest import FUNCTIONS, SseBody, resolved_environment, sample_event, stand_ins
 
 pytestmark = pytest.mark.slow
@@ -97,8 +99,7 @@ async def read_until(lines: AsyncIterator[str], body: SseBody, stop: str) -> Non
 
 
 async def test_a_running_turn_streams_to_its_end_on_one_connection(streaming_function: str) -> None:
-    # A Function URL with IAM auth carries no user claims: the reader is anonymous, so the
-    # task is one reachable through its id alone.
+    # No token: the reader is anonymous, so the task is one reachable through its id alone.
     await registry.create_task(session_id="s-streaming", user_id=None, task_id=TASK)
     await registry.publish_chunks(TASK, [Start(message_id="m1"), TextStart(id="t1")])
     path, headers = adapter_request()
@@ -128,3 +129,29 @@ async def test_a_running_turn_streams_to_its_end_on_one_connection(streaming_fun
     assert body.types == ["start", "text-start", "text-delta", "text-delta", "text-end", "finish"]
     assert body.text == "Streamed live."
     assert len(set(body.ids)) == 6
+
+
+@pytest.fixture
+def issuer(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeIssuer]:
+    """The identity provider whose keys the streaming function fetches (set before it starts)."""
+    with FakeIssuer() as provider:
+        monkeypatch.setenv("CHAT_JWT_JWKS_URL", provider.jwks_url)
+        monkeypatch.setenv("CHAT_JWT_ISSUER", provider.issuer)
+        monkeypatch.setenv("CHAT_JWT_AUDIENCE", provider.audience)
+        yield provider
+
+
+async def test_the_streaming_url_verifies_users_tokens_itself(issuer: FakeIssuer, streaming_function: str) -> None:
+    """No authorizer stands in front of a Function URL: the app checks the issuer's signature."""
+    task = await registry.create_task(session_id="s-owned", user_id="user-9")
+    await registry.publish_chunks(task.task_id, [Start(message_id="m1")])
+    await registry.mark_task_completed(task.task_id, "completed")
+    path = f"/api/chat/tasks/{task.task_id}/stream"
+    async with httpx.AsyncClient(base_url=streaming_function, timeout=15) as client:
+        owner = await client.get(path, headers={"authorization": f"Bearer {issuer.token('user-9')}"})
+        other = await client.get(path, headers={"authorization": f"Bearer {issuer.token('user-1')}"})
+        anonymous = await client.get(path)
+        forged = await client.get(path, headers={"authorization": f"Bearer {issuer.token('user-9', kid='nope')}"})
+    assert owner.status_code == 200 and SseBody.parse(owner.text).types == ["start", "finish"]
+    assert other.status_code == anonymous.status_code == 404
+    assert forged.status_code == 401

@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     # --- Identity ------------------------------------------------------------------------
     jwt_secret: SecretStr | None = None
     """HS256 secret for the dev server. On AWS the API Gateway JWT authorizer validates."""
+    jwt_jwks_url: str | None = None
+    """Where the identity provider publishes its signing keys (RS256/ES256 tokens verified in
+    the app): for functions without an API Gateway authorizer, like the streaming URL."""
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
 

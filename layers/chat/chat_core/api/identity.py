@@ -3,17 +3,20 @@
     @router.get("/me")
     async def me(user_id: UserId): ...
 
-On AWS the API Gateway JWT authorizer validates the token; the claims arrive in the Lambda
-event (through Mangum) or in the `x-amzn-request-context` header (through the Lambda Web
-Adapter, trusted only when running under it). Locally the app verifies HS256 tokens
-signed with `CHAT_JWT_SECRET`. No token means anonymous: anonymous sessions and tasks are
-reachable only through their unguessable ids.
+Behind API Gateway the JWT authorizer validates the token and the claims arrive in the
+Lambda event (through Mangum) or in the `x-amzn-request-context` header (through the
+Lambda Web Adapter, trusted only when running under it). Where no authorizer stands in
+front (the streaming Function URL), the app verifies the identity provider's tokens itself
+against its published keys (`CHAT_JWT_JWKS_URL`, with issuer and audience). The dev server
+verifies HS256 tokens signed with `CHAT_JWT_SECRET`. No token means anonymous: anonymous
+sessions and tasks are reachable only through their unguessable ids.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from functools import lru_cache
 from typing import Annotated, Any
 
 import jwt
@@ -47,23 +50,37 @@ def current_user_id(request: Request) -> str | None:
     if scheme.lower() != "bearer" or not token:
         raise ApiError(401, "INVALID_TOKEN", "The Authorization header must be 'Bearer <token>'.")
     settings = get_settings()
-    secret = settings.secret("jwt_secret")
-    if not secret:
-        raise ApiError(503, "JWT_NOT_CONFIGURED", "This server cannot verify tokens: CHAT_JWT_SECRET is not set.")
     try:
+        if settings.jwt_jwks_url:
+            key: Any = _jwks(settings.jwt_jwks_url).get_signing_key_from_jwt(token).key
+            algorithms = ["RS256", "ES256"]
+        elif secret := settings.secret("jwt_secret"):
+            key, algorithms = secret, ["HS256"]
+        else:
+            raise ApiError(
+                503, "JWT_NOT_CONFIGURED", "This server cannot verify tokens: set CHAT_JWT_JWKS_URL or CHAT_JWT_SECRET."
+            )
         claims = jwt.decode(
             token,
-            secret,
-            algorithms=["HS256"],
-            audience=settings.jwt_audience,
+            key,
+            algorithms=algorithms,
+            audience=settings.jwt_audience.split(",") if settings.jwt_audience else None,
             issuer=settings.jwt_issuer,
             options={"require": ["sub"], "verify_aud": settings.jwt_audience is not None},
         )
     except jwt.ExpiredSignatureError as exc:
         raise ApiError(401, "TOKEN_EXPIRED", "The token has expired.") from exc
-    except jwt.InvalidTokenError as exc:
+    except jwt.PyJWKClientConnectionError as exc:
+        raise ApiError(503, "JWKS_UNAVAILABLE", "The identity provider's keys could not be fetched.") from exc
+    except (jwt.InvalidTokenError, jwt.PyJWKClientError) as exc:  # or a key id nobody publishes
         raise ApiError(401, "INVALID_TOKEN", f"The token is not valid: {exc}.") from exc
     return str(claims["sub"])
+
+
+@lru_cache(maxsize=4)
+def _jwks(url: str) -> jwt.PyJWKClient:
+    # One client per URL and process: it caches the keys, refetching for an unknown key id.
+    return jwt.PyJWKClient(url, cache_keys=True, lifespan=600, timeout=5)
 
 
 def required_user_id(user_id: Annotated[str | None, Depends(current_user_id)]) -> str:

@@ -59,8 +59,7 @@ async def sweep(consumer: str | None = None) -> SweepReport:
     report.deleted_consumers = await delete_idle_consumers(keep=consumer)
     report.duration_ms = int((time.monotonic() - started) * 1000)
     logger.info("sweep finished", extra=asdict(report))
-    count("SweptCompletions", report.claimed)
-    count("DeadLetters", report.dead_lettered)
+    count("SweptCompletions", report.claimed)  # DeadLetters is counted where each one happens
     count("SweptTasks", report.failed_tasks)
     count("DeletedConsumers", report.deleted_consumers)
     return report

@@ -37,7 +37,7 @@ import socket
 import sys
 import time
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -49,16 +49,16 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "chat-dev")
 warnings.filterwarnings("ignore", message="POWERTOOLS_DEV environment variable is enabled")
 
-import jwt  # noqa: E402
-import uvicorn  # noqa: E402
-from fastapi import APIRouter, FastAPI  # noqa: E402
-from fastapi.staticfiles import StaticFiles  # noqa: E402
-from pydantic import BaseModel, Field  # noqa: E402
-from starlette.types import Scope  # noqa: E402
+import jwt
+import uvicorn
+from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+from starlette.types import Scope
 
-from chat_core.local.embedded_redis import EmbeddedRedis  # noqa: E402
-from chat_core.local.scripted_model import ScriptedModelServer  # noqa: E402
-from chat_core.settings import get_settings  # noqa: E402
+from chat_core.local.embedded_redis import EmbeddedRedis
+from chat_core.local.scripted_model import ScriptedModelServer
+from chat_core.settings import get_settings
 
 logger = logging.getLogger("chat_core.devserver")
 
@@ -96,7 +96,7 @@ class DevEnvironment:
             "scripted_url": self.scripted.url if self.scripted else None,
             "llm_base_url": self.llm_base_url,
             "dev_login": True,
-            "redis_url": self.redis_url,
+            "redis_url": _without_password(self.redis_url),
             "redis_embedded": self.redis is not None,
             "redis_data_dir": str(self.redis_data_dir) if self.redis_data_dir else None,
             "agent_generator_url": get_settings().agent_generator_url,
@@ -137,7 +137,8 @@ def _prepare(env: DevEnvironment) -> None:
         data_dir = (env.project_dir / settings.data_dir / "redis").resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
         env._lock = _lock_data_dir(data_dir)
-        env.redis = EmbeddedRedis(data_dir=data_dir, persist=True).start()
+        with _out_of_terminal_signals():
+            env.redis = EmbeddedRedis(data_dir=data_dir, persist=True).start()
         env.redis_data_dir = data_dir
         env.redis_url = env.redis.url
         os.environ["CHAT_REDIS_URL"] = env.redis_url
@@ -157,13 +158,38 @@ def _prepare(env: DevEnvironment) -> None:
         os.environ["CHAT_JWT_SECRET"] = secrets.token_urlsafe(32)
         env.generated.append("CHAT_JWT_SECRET")
     if settings.webhook_secret is None:
-        os.environ["CHAT_WEBHOOK_SECRET"] = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+        os.environ["CHAT_WEBHOOK_SECRET"] = (
+            "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+        )
         env.generated.append("CHAT_WEBHOOK_SECRET")
     if "CHAT_PUBLIC_BASE_URL" not in os.environ:
         os.environ["CHAT_PUBLIC_BASE_URL"] = env.url
     if not settings.agent_generator_url:
         os.environ["CHAT_AGENT_GENERATOR_URL"] = f"{env.url}/dev/agent-generator"
         env.agent_generator_local = True
+
+
+@contextlib.contextmanager
+def _out_of_terminal_signals() -> Iterator[None]:
+    """Start Redis in a process group of its own.
+
+    A terminal's Ctrl-C goes to its whole foreground group: Redis would stop at once, while
+    the server still needs it to end the turns in flight. Outside that group it is stopped
+    by us, last. (EmbeddedRedis has no option for this, so its pre-exec hook is wrapped.)
+    """
+    from chat_core.local import embedded_redis
+
+    original = embedded_redis._die_with_parent
+
+    def own_group_then_original() -> None:  # pragma: no cover - runs in the child
+        os.setpgid(0, 0)
+        original()
+
+    embedded_redis._die_with_parent = own_group_then_original
+    try:
+        yield
+    finally:
+        embedded_redis._die_with_parent = original
 
 
 def _lock_data_dir(data_dir: Path) -> IO[str]:
@@ -282,7 +308,7 @@ async def _sweep_periodically(every: float) -> None:
             await sweep()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # Redis away for a moment: the next run tries again
+        except Exception as exc:  # noqa: BLE001 - Redis away for a moment: the next run tries again
             logger.warning("sweep failed: %s: %s", type(exc).__name__, exc)
         await asyncio.sleep(every)
 
@@ -308,7 +334,7 @@ def banner(env: DevEnvironment) -> str:
         f"  Redis       {redis}",
         f"  Model       {model}",
         f"  Agents      {generator}",
-        f"  Sign in     the box on the page, or POST {env.url}/dev/login {{\"user_id\": \"…\"}}",
+        f'  Sign in     the box on the page, or POST {env.url}/dev/login {{"user_id": "…"}}',
     ]
     if env.generated:
         lines.append(f"  Generated   {', '.join(env.generated)} (for this run only)")
@@ -331,7 +357,9 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise SystemExit(f"Cannot listen on {host}:{port} ({exc.strerror}). Try PORT=8001 make dev.") from exc
+        raise SystemExit(
+            f"Cannot listen on {host}:{port} ({exc.strerror}). Try PORT=8001 make dev."
+        ) from exc
     sock.set_inheritable(True)
     return sock
 
@@ -352,11 +380,15 @@ def _stop_on_sigterm(signum: int, frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m chat_core.local.devserver", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m chat_core.local.devserver", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=None, help="default: PORT, else 8000")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
     for chatty in ("httpx", "httpx2"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").addFilter(_QuietScriptedModel())
@@ -379,9 +411,21 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         sock.close()
         if env is not None:
-            stopped = [name for name, running in (("the embedded Redis", env.redis), ("the scripted model", env.scripted)) if running]
+            stopped = [
+                name
+                for name, running in (
+                    ("the embedded Redis", env.redis),
+                    ("the scripted model", env.scripted),
+                )
+                if running
+            ]
             env.stop()
-            print("Dev server stopped" + (f", and {' and '.join(stopped)} with it." if stopped else "."), file=sys.stderr, flush=True)
+            print(
+                "Dev server stopped"
+                + (f", and {' and '.join(stopped)} with it." if stopped else "."),
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

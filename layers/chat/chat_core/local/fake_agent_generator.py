@@ -18,7 +18,7 @@ import json
 import logging
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -62,7 +62,11 @@ class FakeAgentGenerator:
         self._deliveries.add(task)
         task.add_done_callback(self._deliveries.discard)
         return JSONResponse(
-            {"status": "accepted", "operation_id": body.operation_id, "eta_seconds": self.delay_seconds},
+            {
+                "status": "accepted",
+                "operation_id": body.operation_id,
+                "eta_seconds": self.delay_seconds,
+            },
             status_code=202,
         )
 
@@ -70,7 +74,7 @@ class FakeAgentGenerator:
         await asyncio.sleep(self.delay_seconds)
         payload = json.dumps(completion_for(request))
         message_id = f"msg_{uuid.uuid4().hex}"
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         headers = {
             "content-type": "application/json",
             "webhook-id": message_id,
@@ -84,7 +88,9 @@ class FakeAgentGenerator:
             logger.warning("fake agent generator: webhook delivery failed: %r", exc)
             return
         logger.info(
-            "fake agent generator: webhook for %s answered %s", request.operation_id, response.status_code
+            "fake agent generator: webhook for %s answered %s",
+            request.operation_id,
+            response.status_code,
         )
 
     async def aclose(self) -> None:
@@ -97,7 +103,10 @@ class FakeAgentGenerator:
 def completion_for(request: GenerationRequest) -> dict[str, Any]:
     """The webhook body: `{success, result}` or `{success: false, error}`."""
     if FAIL_MARK in request.description.lower():
-        return {"success": False, "error": "The agent generator could not build this agent (a simulated failure)."}
+        return {
+            "success": False,
+            "error": "The agent generator could not build this agent (a simulated failure).",
+        }
     name = request.name or _name_from(request.description)
     agent_id = f"agent-{uuid.uuid4().hex[:10]}"
     return {
@@ -112,8 +121,31 @@ def completion_for(request: GenerationRequest) -> dict[str, Any]:
     }
 
 
-_STOP = {"a", "an", "the", "agent", "that", "which", "who", "me", "for", "to", "please", "create",
-         "build", "make", "generate", "design", "set", "up", "can", "you", "i", "want", "need", "an"}
+_STOP = {
+    "a",
+    "an",
+    "the",
+    "agent",
+    "that",
+    "which",
+    "who",
+    "me",
+    "for",
+    "to",
+    "please",
+    "create",
+    "build",
+    "make",
+    "generate",
+    "design",
+    "set",
+    "up",
+    "can",
+    "you",
+    "i",
+    "want",
+    "need",
+}
 
 
 def _name_from(description: str) -> str:
