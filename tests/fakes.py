@@ -39,16 +39,33 @@ def signed_headers(body: bytes, *, secret: str = WEBHOOK_SECRET, webhook_id: str
     }
 
 
-class FakeAgentGenerator:
-    def __init__(self) -> None:
-        self.status = 202
-        self.requests: list[dict[str, Any]] = []
-        app = Starlette(routes=[Route("/generate", self._generate, methods=["POST"])])
+class _ThreadServer:
+    """A small Starlette app served by uvicorn on a free port in a background thread."""
+
+    def __init__(self, routes: list[Route]) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
+        config = uvicorn.Config(Starlette(routes=routes), host="127.0.0.1", port=self.port, log_level="error")
+        self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        while not self._server.started:
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(5)
+
+
+class FakeAgentGenerator(_ThreadServer):
+    def __init__(self) -> None:
+        self.status = 202
+        self.requests: list[dict[str, Any]] = []
+        super().__init__([Route("/generate", self._generate, methods=["POST"])])
 
     @property
     def url(self) -> str:
@@ -60,18 +77,8 @@ class FakeAgentGenerator:
             return JSONResponse({"status": "accepted"}, status_code=202)
         return JSONResponse({"error": "generator overloaded"}, status_code=self.status)
 
-    def __enter__(self) -> "FakeAgentGenerator":
-        self._thread.start()
-        while not self._server.started:
-            time.sleep(0.01)
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(5)
-
-
-class FakeIssuer:
+class FakeIssuer(_ThreadServer):
     """An identity provider: signs RS256 tokens and publishes its keys at a JWKS URL."""
 
     def __init__(self, issuer: str = "https://issuer.example/", audience: str = "chat-api") -> None:
@@ -83,12 +90,7 @@ class FakeIssuer:
         jwk = json.loads(RSAAlgorithm.to_jwk(self.private_key.public_key()))
         self.jwks = {"keys": [{**jwk, "kid": "key-1", "use": "sig", "alg": "RS256"}]}
         self.fetches = 0
-        app = Starlette(routes=[Route("/.well-known/jwks.json", self._jwks)])
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        super().__init__([Route("/.well-known/jwks.json", self._jwks)])
 
     @property
     def jwks_url(self) -> str:
@@ -103,13 +105,3 @@ class FakeIssuer:
 
         payload = {"sub": sub, "iss": self.issuer, "aud": self.audience, "exp": int(time.time()) + 600, **claims}
         return jwt.encode(payload, key or self.private_key, algorithm="RS256", headers={"kid": kid})
-
-    def __enter__(self) -> "FakeIssuer":
-        self._thread.start()
-        while not self._server.started:
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(5)

@@ -120,14 +120,7 @@ async def _launch(tool: Tool, args: Any, operation: registry.ActiveTask, turn_ta
         # Awaiting before the call: the webhook may beat the 202 back.
         await registry.set_phase(operation, "awaiting", settings.operation_timeout_seconds)
         await registry.hand_over_session(operation.session_id, turn_task_id, operation.task_id)
-        ctx = ToolContext(
-            session_id=operation.session_id,
-            user_id=operation.user_id,
-            task_id=operation.task_id,
-            tool_call_id=operation.tool_call_id,
-            operation_id=operation.operation_id,
-        )
-        await tool.run(ctx, args)
+        await tool.run(ToolContext.for_operation(operation), args)
     else:
         from ..worker.dispatch import get_dispatcher
         from ..worker.jobs import RunTool

@@ -42,6 +42,26 @@ class CompletionMessage(BaseModel):
     webhook_id: str | None = None
     received_at_ms: int = 0
 
+    @classmethod
+    def now(
+        cls,
+        operation_id: str,
+        task_id: str,
+        success: bool,
+        result: Any,
+        error: str | None,
+        webhook_id: str | None = None,
+    ) -> "CompletionMessage":
+        return cls(
+            operation_id=operation_id,
+            task_id=task_id,
+            success=success,
+            result=result,
+            error=error,
+            webhook_id=webhook_id,
+            received_at_ms=int(time.time() * 1000),
+        )
+
 
 class UnknownOperation(Exception):
     pass
@@ -82,15 +102,7 @@ async def accept_webhook(
         body = {"status": "already_finished", "operation_id": operation_id, "task_id": task.task_id}
         return WebhookAnswer(200, body, queued=False)
     body = {"status": "accepted", "operation_id": operation_id, "task_id": task.task_id}
-    message = CompletionMessage(
-        operation_id=operation_id,
-        task_id=task.task_id,
-        success=success,
-        result=result,
-        error=error,
-        webhook_id=webhook_id,
-        received_at_ms=int(time.time() * 1000),
-    )
+    message = CompletionMessage.now(operation_id, task.task_id, success, result, error, webhook_id)
     answer_json, queued = await _enqueue_once(webhook_id, json.dumps(body), message.model_dump_json())
     if queued:
         await wake_worker()
@@ -115,14 +127,7 @@ async def publish_operation_complete(
     error: str | None = None,
 ) -> str:
     """For producers inside the system: queue a completion and wake the worker."""
-    message = CompletionMessage(
-        operation_id=operation_id,
-        task_id=task_id,
-        success=success,
-        result=result,
-        error=error,
-        received_at_ms=int(time.time() * 1000),
-    )
+    message = CompletionMessage.now(operation_id, task_id, success, result, error)
     entry_id = await get_redis().xadd(
         keys.COMPLETIONS, {"data": message.model_dump_json()}, maxlen=get_settings().stream_max_length
     )

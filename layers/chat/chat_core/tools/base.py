@@ -44,6 +44,18 @@ class ToolContext:
     heartbeat: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
     """Long-running tools call this now and then so readers see the task is alive."""
 
+    @classmethod
+    def for_operation(cls, task: Any, heartbeat: Callable[[], Awaitable[None]] | None = None) -> "ToolContext":
+        """The context of a long-running tool: its own operation task (a registry.ActiveTask)."""
+        return cls(
+            session_id=task.session_id,
+            user_id=task.user_id,
+            task_id=task.task_id,
+            tool_call_id=task.tool_call_id,
+            operation_id=task.operation_id,
+            heartbeat=heartbeat,
+        )
+
 
 class Tool:
     name: ClassVar[str]

@@ -172,14 +172,7 @@ async def _run_tool(task: registry.ActiveTask) -> Outcome:
             if not work.done():
                 await heartbeat()
 
-    ctx = ToolContext(
-        session_id=task.session_id,
-        user_id=task.user_id,
-        task_id=task.task_id,
-        tool_call_id=task.tool_call_id,
-        operation_id=task.operation_id,
-        heartbeat=heartbeat,
-    )
+    ctx = ToolContext.for_operation(task, heartbeat)
     work = asyncio.create_task(tools.execute(task.tool_name, task.tool_input or "{}", ctx))
     beats = asyncio.create_task(beat_until_done(work))
     try:
