@@ -19,7 +19,7 @@ async def stored(task_id: str) -> list[dict]:
 
 async def test_deltas_are_merged_and_everything_else_keeps_its_place(redis_target):
     task = await registry.create_task(session_id="s", user_id=None)
-    async with ChunkPublisher(task.task_id, coalesce_ms=20) as out:
+    async with ChunkPublisher(task.task_id) as out:
         await out.send(c.Start(message_id="m"))
         await out.send(c.TextStart(id="a"))
         for word in ["Hel", "lo", ", ", "wor", "ld"]:
@@ -37,33 +37,67 @@ async def test_deltas_are_merged_and_everything_else_keeps_its_place(redis_targe
     assert chunks[-1] == {"type": "text-delta", "id": "b", "delta": "Bye"}
 
 
-async def test_the_first_delta_is_written_without_waiting_for_the_window(redis_target):
+async def written(task_id: str, timeout: float = 2.0) -> list[dict]:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        chunks = await stored(task_id)
+        if chunks and chunks[-1]["type"] == "text-delta":
+            return chunks
+        await asyncio.sleep(0.005)
+    return await stored(task_id)
+
+
+async def test_a_delta_goes_out_at_once_without_waiting_for_more(redis_target):
     task = await registry.create_task(session_id="s", user_id=None)
-    out = ChunkPublisher(task.task_id, coalesce_ms=20)
+    out = ChunkPublisher(task.task_id)
     await out.send(c.TextStart(id="a"))
     await out.send(c.TextDelta(id="a", delta="first"))
-    assert (await stored(task.task_id))[-1]["delta"] == "first"  # already in Redis
-    await out.send(c.TextDelta(id="a", delta=" second"))
-    await asyncio.sleep(0.1)  # the window's timer writes the rest on its own
-    assert (await stored(task.task_id))[-1]["delta"] == " second"
+    assert (await written(task.task_id))[-1]["delta"] == "first"  # nobody sent a second one
+    await out.aclose()
+
+
+async def test_deltas_arriving_during_a_write_join_the_next_one(redis_target):
+    task = await registry.create_task(session_id="s", user_id=None)
+    out = ChunkPublisher(task.task_id)
+    await out.send(c.TextStart(id="a"))
+    for word in ["one ", "two ", "three ", "four"]:
+        await out.send(c.TextDelta(id="a", delta=word))
+        await asyncio.sleep(0)  # the writer starts on the first; the rest arrive meanwhile
+    await out.aclose()
+    deltas = [ch for ch in await stored(task.task_id) if ch["type"] == "text-delta"]
+    assert "".join(d["delta"] for d in deltas) == "one two three four"
+    assert 1 < len(deltas) < 4
+
+
+async def test_a_coalescing_window_spaces_delta_writes(redis_target):
+    task = await registry.create_task(session_id="s", user_id=None)
+    out = ChunkPublisher(task.task_id, coalesce_ms=20)
+    await out.send(c.TextDelta(id="a", delta="x"))
+    await written(task.task_id)
+    await out.send(c.TextDelta(id="a", delta="y"))
+    await asyncio.sleep(0.005)
+    assert (await stored(task.task_id))[-1]["delta"] == "x"  # y waits for the window
+    await asyncio.sleep(0.05)
+    assert (await stored(task.task_id))[-1]["delta"] == "y"
     await out.aclose()
 
 
 async def test_a_finished_task_stops_its_publisher_on_the_next_write(redis_target):
     task = await registry.create_task(session_id="s", user_id=None)
-    out = ChunkPublisher(task.task_id, coalesce_ms=5)
+    out = ChunkPublisher(task.task_id)
     await out.send(c.Start())
     await registry.mark_task_completed(task.task_id, "cancelled")
     with pytest.raises(registry.TaskNotRunning):
-        await out.send(c.TextDelta(id="a", delta="x"))
+        await out.send(c.TextEnd(id="a"))
 
 
-async def test_a_failed_background_flush_surfaces_on_close(redis_target):
+async def test_a_failed_write_behind_surfaces_on_the_next_send_and_on_close(redis_target):
     task = await registry.create_task(session_id="s", user_id=None)
-    out = ChunkPublisher(task.task_id, coalesce_ms=20)
-    await out.send(c.TextDelta(id="a", delta="x"))  # written at once
+    out = ChunkPublisher(task.task_id)
     await registry.mark_task_completed(task.task_id, "cancelled")
-    await out.send(c.TextDelta(id="a", delta="y"))  # waits for the window's timer
+    await out.send(c.TextDelta(id="a", delta="y"))  # written behind: fails in the background
     await asyncio.sleep(0.1)
+    with pytest.raises(registry.TaskNotRunning):
+        await out.send(c.TextDelta(id="a", delta="z"))
     with pytest.raises(registry.TaskNotRunning):
         await out.aclose()

@@ -3,14 +3,18 @@
     async with ChunkPublisher(task_id) as out:
         await out.send(Start(message_id="m1"))
         for token in tokens:
-            await out.send(TextDelta(id="t1", delta=token))   # coalesced
+            await out.send(TextDelta(id="t1", delta=token))   # written behind, merged
         await out.send(TextEnd(id="t1"))                     # flushed with what precedes it
 
-A model emits a token every few milliseconds; one Redis write per token is the cost the
-production system paid. Here consecutive text deltas of one block are merged and written
-at most once per `coalesce_ms` window (the first one at once, so the first token is never
-delayed), and any other chunk is written immediately together with the deltas before it:
-one round trip per flush, order preserved, latency bounded by the window (≤ 20 ms).
+A model emits a token every few milliseconds; one Redis round trip per token, waited for,
+is what the production system paid. Here text deltas are written behind the producer with
+one write in flight: a delta goes out at once when nothing is being written, and deltas
+that arrive meanwhile are merged into the next write, which starts when the current one
+returns. Latency stays one round trip; a burst costs a handful of writes. Any other chunk is
+written immediately, after the deltas before it: order is kept.
+
+`coalesce_ms` (0–20, default 0) also spaces delta writes at least that far apart, trading a
+little latency for fewer, larger entries when Redis round trips are expensive.
 """
 
 from __future__ import annotations
@@ -27,11 +31,11 @@ class ChunkPublisher:
     def __init__(self, task_id: str, coalesce_ms: int | None = None) -> None:
         self.task_id = task_id
         ms = get_settings().coalesce_ms if coalesce_ms is None else coalesce_ms
-        self._window = ms / 1000
+        self._spacing = ms / 1000
         self._pending: list[Any] = []  # chunks, or [delta_id, [parts]] for merged deltas
         self._lock = asyncio.Lock()
-        self._last_delta_flush = float("-inf")
-        self._timer: asyncio.Task[None] | None = None
+        self._last_delta_write = float("-inf")
+        self._writer: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
         self.entry_ids: list[str] = []
 
@@ -44,20 +48,30 @@ class ChunkPublisher:
     async def send(self, chunk: Chunk) -> None:
         if self._failure is not None:
             raise self._failure
-        if isinstance(chunk, TextDelta):
-            last = self._pending[-1] if self._pending else None
-            if isinstance(last, list) and last[0] == chunk.id:
-                last[1].append(chunk.delta)
-            else:
-                self._pending.append([chunk.id, [chunk.delta]])
-            due = asyncio.get_running_loop().time() - self._last_delta_flush >= self._window
-            if not due:
-                if self._timer is None:
-                    self._timer = asyncio.create_task(self._flush_after_window())
-                return
-        else:
+        if not isinstance(chunk, TextDelta):
             self._pending.append(chunk)
-        await self.flush()
+            await self.flush()
+            return
+        last = self._pending[-1] if self._pending else None
+        if isinstance(last, list) and last[0] == chunk.id:
+            last[1].append(chunk.delta)
+        else:
+            self._pending.append([chunk.id, [chunk.delta]])
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_behind())
+
+    async def _write_behind(self) -> None:
+        """Write pending deltas, one write at a time, until nothing is left."""
+        try:
+            while self._pending:
+                wait = self._last_delta_write + self._spacing - asyncio.get_running_loop().time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                await self.flush()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # surfaced on the producer's next send or close
+            self._failure = exc
 
     async def flush(self) -> None:
         async with self._lock:
@@ -65,25 +79,14 @@ class ChunkPublisher:
             if not batch:
                 return
             if any(isinstance(item, list) for item in batch):
-                self._last_delta_flush = asyncio.get_running_loop().time()
+                self._last_delta_write = asyncio.get_running_loop().time()
             self.entry_ids += await registry.publish_chunks(self.task_id, [_json(c) for c in batch])
 
-    async def _flush_after_window(self) -> None:
-        try:
-            await asyncio.sleep(self._window)
-            self._timer = None
-            await self.flush()
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:  # surfaced on the producer's next send or flush
-            self._failure = exc
-
     async def aclose(self) -> None:
-        """Write whatever is pending. Raises what a background flush ran into."""
-        timer, self._timer = self._timer, None
-        if timer is not None:
-            timer.cancel()
-            await asyncio.gather(timer, return_exceptions=True)
+        """Write whatever is pending. Raises what a write behind the producer ran into."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            await writer
         if self._failure is not None:
             raise self._failure
         await self.flush()

@@ -44,8 +44,9 @@ class Settings(BaseSettings):
     subscriber_queue_size: int = 1_000
     subscriber_put_timeout_seconds: float = 5.0
     heartbeat_seconds: float = 15.0
-    coalesce_ms: int = Field(10, ge=0, le=20)
-    """Text deltas produced within this window are written to Redis as one entry."""
+    coalesce_ms: int = Field(0, ge=0, le=20)
+    """Minimum spacing of text-delta writes. Deltas are always written behind the producer
+    (merged while a write is in flight); a window > 0 merges more at some latency."""
 
     # --- Reading over HTTP ---------------------------------------------------------------
     read_mode: Literal["stream", "buffered"] = "stream"

@@ -16,6 +16,9 @@ What is not configured is provided, so a fresh clone runs with no keys at all:
 - CHAT_AGENT_GENERATOR_URL unset: a fake agent generator served here
   (chat_core.local.fake_agent_generator), so `create_agent` completes by webhook.
 
+Knobs of the dev server alone: CHAT_DEV_MODEL_DELAY_MS (the scripted model's pause between
+chunks, 25) and CHAT_DEV_AGENT_DELAY_SECONDS (how long the fake generator takes, 4).
+
 `GET /dev/info` says what runs (which model answers, whether it is the scripted one and
 where its control API is, whether dev login is available); the page shows it as a banner.
 Ctrl-C (or SIGTERM) stops everything this started, the embedded Redis included.
@@ -351,7 +354,9 @@ def _without_password(url: str) -> str:
 
 def bind(host: str, port: int) -> socket.socket:
     """Bound before anything starts, so a busy port is a clear error and not a stray Redis."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio turns Nagle off only on sockets it knows are TCP, and with
+    # Nagle on an SSE event can wait ~40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -365,12 +370,13 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 class _QuietScriptedModel(logging.Filter):
-    """The scripted model shares uvicorn's access logger; its traffic is noise in dev logs."""
+    """The scripted model is a second uvicorn in this process, sharing uvicorn's loggers: its
+    start, stop and access lines would read as the dev server's own. Its warnings stay."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args if isinstance(record.args, tuple) else ()
-        path = str(args[2]) if len(args) > 2 else ""
-        return not path.startswith(("/v1/", "/_scripted/"))
+        return record.levelno >= logging.WARNING or not record.threadName.startswith(
+            "scripted-model-"
+        )
 
 
 def _stop_on_sigterm(signum: int, frame: Any) -> None:
@@ -391,7 +397,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     for chatty in ("httpx", "httpx2"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
-    logging.getLogger("uvicorn.access").addFilter(_QuietScriptedModel())
+    for shared in ("uvicorn.error", "uvicorn.access"):
+        logging.getLogger(shared).addFilter(_QuietScriptedModel())
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
 
     sock = bind(args.host, args.port if args.port is not None else get_settings().port)

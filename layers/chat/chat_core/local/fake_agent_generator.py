@@ -121,31 +121,10 @@ def completion_for(request: GenerationRequest) -> dict[str, Any]:
     }
 
 
-_STOP = {
-    "a",
-    "an",
-    "the",
-    "agent",
-    "that",
-    "which",
-    "who",
-    "me",
-    "for",
-    "to",
-    "please",
-    "create",
-    "build",
-    "make",
-    "generate",
-    "design",
-    "set",
-    "up",
-    "can",
-    "you",
-    "i",
-    "want",
-    "need",
-}
+_STOP = frozenset(
+    """a an the agent that which who me for to please create build make generate design set up
+    can you i want need""".split()
+)
 
 
 def _name_from(description: str) -> str:

@@ -394,7 +394,10 @@ class ScriptedModelServer(ScriptedModel):
         if self._server is not None:
             return self
         # Bound here rather than by uvicorn, so the port is known before the thread starts.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: asyncio turns Nagle off only on sockets it knows are TCP, and
+        # with Nagle on the first bytes of a stream can wait ~40 ms for a delayed ACK.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port or 0))
         self.port = sock.getsockname()[1]

@@ -90,6 +90,8 @@ class ToolOutcome(NamedTuple):
 class ToolRegistry:
     def __init__(self, tools: Iterable[Tool]) -> None:
         self._tools = {tool.name: tool for tool in tools}
+        # The schemas never change and building them with pydantic is not free: once.
+        self._schemas = [tool.openai_schema() for tool in self._tools.values()]
 
     def get(self, name: str) -> Tool | None:
         return self._tools.get(name)
@@ -98,7 +100,7 @@ class ToolRegistry:
         return name in self._tools
 
     def openai_tools(self) -> list[dict[str, Any]]:
-        return [tool.openai_schema() for tool in self._tools.values()]
+        return self._schemas
 
     def parse_args(self, name: str, raw_arguments: str | dict[str, Any] | None) -> BaseModel:
         """The validated arguments, or ToolError with what the model got wrong."""
