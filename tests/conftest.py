@@ -19,6 +19,12 @@ from dataclasses import dataclass
 
 import pytest
 import redis
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx
+
+    from chat_core.local.scripted_model import ScriptedModelServer
 
 from chat_core import redis_client
 from chat_core.local.embedded_redis import EmbeddedCluster, EmbeddedRedis

@@ -56,9 +56,11 @@ async def test_a_delegated_operation_starts_and_the_turn_answers_at_once(dispatc
     # The operation has its own task, whose stream alone is a whole message so far.
     operation = await registry.get_task(started["task_id"])
     assert (operation.status, operation.phase, operation.tool_name) == ("running", "awaiting", "create_agent")
-    assert [c["type"] for c in await stream_of(operation.task_id)] == [
+    prefix = await stream_of(operation.task_id)
+    assert [c["type"] for c in prefix] == [
         "start", "start-step", "tool-input-start", "tool-input-available",
     ]  # fmt: skip
+    assert prefix[-1]["input"] == {"description": "An agent that chases unpaid invoices"}  # no nulls
     # The session now follows the operation, and remembers it as pending.
     active, _ = await registry.get_active_task_for_session(session.session_id, "u1")
     assert active.task_id == operation.task_id
@@ -147,3 +149,52 @@ async def test_a_long_tool_runs_in_the_worker_with_heartbeats_then_the_model_con
     assert stored.messages[-1].content == "Here is your otter report."
     assert await get_redis().exists(keys.running_operation("call_slow")) == 0
     assert (await registry.get_task(turn.task_id)).status == "completed"
+
+
+async def test_cancelling_an_awaiting_operation_closes_its_tool_call_for_the_reader(dispatched, model, agent_generator):
+    from chat_core.chat.turns import cancel_task
+
+    session, turn = await run_create_agent_turn(dispatched, model, call_id="call_cancel")
+    operation = await registry.get_task(agent_generator.requests[0]["task_id"])
+    assert await cancel_task(operation) == "cancelled"
+    chunks = await stream_of(operation.task_id)
+    assert_valid_turn(chunks)
+    assert chunks[-3:] == [
+        {"type": "tool-output-error", "toolCallId": "call_cancel", "errorText": "Cancelled by the user."},
+        {"type": "finish-step"},
+        {"type": "finish"},
+    ]
+    stored = await get_session_store().get(session.session_id, "u1")
+    tool_message = next(m for m in stored.messages if m.role == "tool")
+    assert json.loads(tool_message.content) == {"error": "Cancelled by the user."}
+    assert await get_redis().exists(keys.running_operation("call_cancel")) == 0
+
+
+async def test_an_operation_that_never_reports_back_is_given_up_with_a_reason(dispatched, model, agent_generator):
+    from chat_core.completions.sweeper import sweep
+
+    session, turn = await run_create_agent_turn(dispatched, model, call_id="call_silent")
+    operation_id = agent_generator.requests[0]["task_id"]
+    await get_redis().hset(keys.task_meta(operation_id), "lease_until", "1")  # its deadline passed
+    await get_redis().zadd(keys.RUNNING_TASKS, {operation_id: 1})
+    assert (await sweep()).failed_tasks == 1
+    chunks = await stream_of(operation_id)
+    assert_valid_turn(chunks)
+    types = [c["type"] for c in chunks]
+    assert types[-4:] == ["tool-output-error", "finish-step", "error", "finish"]
+    assert "did not report back in time" in chunks[-4]["errorText"]
+    stored = await get_session_store().get(session.session_id, "u1")
+    tool_message = next(m for m in stored.messages if m.role == "tool")
+    assert "did not report back in time" in json.loads(tool_message.content)["error"]
+    assert await get_redis().exists(keys.running_operation("call_silent")) == 0
+    assert (await registry.get_active_task_for_session(session.session_id, "u1"))[0] is None
+
+
+async def test_closing_chunks_are_skipped_once_a_result_was_applied(model):
+    from chat_core.protocol.chunks import FinishStep, ToolOutputAvailable, ToolOutputError
+
+    task = await registry.create_task(session_id="s", user_id=None, tool_name="create_agent", tool_call_id="c9")
+    await registry.apply_operation_result(task, [ToolOutputAvailable(tool_call_id="c9", output={}), FinishStep()])
+    closing = [ToolOutputError(tool_call_id="c9", error_text="too late"), FinishStep()]
+    assert await registry.mark_task_completed(task.task_id, "cancelled", closing=closing)
+    assert [c["type"] for c in await stream_of(task.task_id)] == ["tool-output-available", "finish-step", "finish"]

@@ -3,8 +3,6 @@
 import sys
 import types
 
-import pytest
-
 from chat_core.chat.prompts import DEFAULT_SYSTEM_PROMPT, build_system_prompt
 
 

@@ -102,8 +102,8 @@ async def test_when_retries_run_out_the_user_reads_why(session, model, settings_
     for _ in range(3):
         model.reply_error(429, stream=True)
     chunks = await run_turn(session.session_id, "hello")
-    assert [c["type"] for c in chunks] == ["start", "start-step", "error", "finish"]
-    assert "too many requests" in chunks[2]["errorText"]
+    assert [c["type"] for c in chunks] == ["start", "start-step", "finish-step", "error", "finish"]
+    assert "too many requests" in chunks[3]["errorText"]
 
 
 async def test_other_errors_are_not_retried(session, model):

@@ -6,6 +6,7 @@ import asyncio
 import json
 from datetime import datetime, timedelta, timezone
 
+import httpx
 import pytest
 
 from chat_core import keys, registry
@@ -29,7 +30,7 @@ def url(operation_id: str) -> str:
     return f"/api/chat/operations/{operation_id}/complete"
 
 
-async def post(api, operation_id: str, payload: dict | bytes, **sign) -> "httpx.Response":
+async def post(api, operation_id: str, payload: dict | bytes, **sign) -> httpx.Response:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     return await api.post(url(operation_id), content=body, headers=signed_headers(body, **sign))
 

@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 from . import keys
 from .protocol.chunks import FINISH_JSON, Chunk, Error
@@ -70,6 +70,7 @@ class ActiveTask:
     worker: str = ""
     cancel_requested: bool = False
     tool_input: str = ""
+    result_applied: bool = False
 
     @classmethod
     def from_meta(cls, meta: dict[str, str]) -> "ActiveTask":
@@ -87,11 +88,17 @@ class ActiveTask:
             worker=meta.get("worker", ""),
             cancel_requested=meta.get("cancel") == "1",
             tool_input=meta.get("tool_input", ""),
+            result_applied=meta.get("result_applied") == "1",
         )
 
     @property
     def running(self) -> bool:
         return self.status == "running"
+
+    @property
+    def is_operation(self) -> bool:
+        """A long-running tool's own task (not a chat turn)."""
+        return self.tool_name != "chat"
 
     def visible_to(self, user_id: str | None) -> bool:
         """Owned tasks are visible only to their owner; anonymous ones to whoever has the id."""
@@ -154,28 +161,41 @@ return ids
 """
 )
 
-# KEYS: meta, stream. ARGV: status, now, maxlen, ttl, error_json, finish_json
+# KEYS: meta, stream. ARGV: status, now, maxlen, ttl, error_json, finish_json, closing chunks...
 _COMPLETE = LuaScript(
     _PRELUDE
     + """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return false end
+if redis.call('HGET', KEYS[1], 'result_applied') ~= '1' then
+  for i = 7, #ARGV do
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'data', ARGV[i])
+  end
+end
 return finish(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]),
               ARGV[5], ARGV[6])
 """
 )
 
-# KEYS: meta, stream. ARGV: now, maxlen, ttl, finish_json, then error JSON per phase
+# KEYS: meta, stream. ARGV: now, maxlen, ttl, finish_json, then the message per phase
 # (queued, working, awaiting). → 'gone' | 'failed' | the lease (ms) if it was extended
+# An operation whose result never came also gets its tool call closed with the message.
 _EXPIRE = LuaScript(
     _PRELUDE
     + """
-local st = redis.call('HMGET', KEYS[1], 'status', 'lease_until', 'phase')
+local st = redis.call('HMGET', KEYS[1], 'status', 'lease_until', 'phase', 'tool_name',
+                      'tool_call_id', 'result_applied')
 if st[1] ~= 'running' then return 'gone' end
 local lease = tonumber(st[2] or '0') or 0
 if lease > tonumber(ARGV[1]) then return tostring(lease) end
-local error_json = ARGV[5]
-if st[3] == 'working' then error_json = ARGV[6] elseif st[3] == 'awaiting' then error_json = ARGV[7] end
-finish(KEYS[1], KEYS[2], 'failed', tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), error_json, ARGV[4])
+local message = ARGV[5]
+if st[3] == 'working' then message = ARGV[6] elseif st[3] == 'awaiting' then message = ARGV[7] end
+if st[4] ~= 'chat' and st[6] ~= '1' then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'data',
+             cjson.encode({type = 'tool-output-error', toolCallId = st[5], errorText = message}))
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'data', '{"type":"finish-step"}')
+end
+finish(KEYS[1], KEYS[2], 'failed', tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]),
+       cjson.encode({type = 'error', errorText = message}), ARGV[4])
 return 'failed'
 """
 )
@@ -394,10 +414,15 @@ async def publish_chunks(task_id: str, chunks: Sequence[Chunk | str]) -> list[st
 
 
 async def mark_task_completed(
-    task_id: str, status: FinalStatus = "completed", error_text: str | None = None
+    task_id: str,
+    status: FinalStatus = "completed",
+    error_text: str | None = None,
+    closing: Sequence[Chunk | str] = (),
 ) -> bool:
     """End a running task and append its single `finish` (after an `error` when failed).
 
+    `closing` chunks close an operation's tool call that will never get its result; they go
+    first, in the same script, and only if this call ends the task and no result was applied.
     Only the first call changes anything; later calls return False and append nothing.
     """
     if status not in ("completed", "failed", "cancelled"):
@@ -409,7 +434,15 @@ async def mark_task_completed(
     )
     ids = await _COMPLETE(
         keys=_task_keys(task_id),
-        args=[status, _now_ms(), get_settings().stream_max_length, _ttl_ms(), error_json, FINISH_JSON],
+        args=[
+            status,
+            _now_ms(),
+            get_settings().stream_max_length,
+            _ttl_ms(),
+            error_json,
+            FINISH_JSON,
+            *map(_json, closing),
+        ],
     )
     if ids is None:
         return False
@@ -564,10 +597,10 @@ async def fail_if_lease_expired(
     """Fail a running task whose lease ran out, with the `error` its reader sees for the
     phase it was in (`messages`: queued / working / awaiting → text). Keeps the index
     honest either way."""
-    errors = [Error(error_text=messages[p]).to_json() for p in ("queued", "working", "awaiting")]
+    texts = [messages[p] for p in ("queued", "working", "awaiting")]
     result = await _EXPIRE(
         keys=_task_keys(task_id),
-        args=[_now_ms(), get_settings().stream_max_length, _ttl_ms(), FINISH_JSON, *errors],
+        args=[_now_ms(), get_settings().stream_max_length, _ttl_ms(), FINISH_JSON, *texts],
     )
     if result in ("failed", "gone"):
         await _forget_running(task_id)

@@ -59,11 +59,12 @@ async def list_sessions(
 async def get_session(session_id: SessionId, user_id: UserId) -> dict[str, Any]:
     session = await load_session(session_id, user_id)
     task, last_id = await registry.get_active_task_for_session(session_id, user_id)
-    # Messages the running task wrote are left out: replaying its stream rebuilds them.
+    # The running task's answer is left out: replaying its stream rebuilds it. The question
+    # that started it stays, since no stream carries it.
     messages = [
         m.model_dump(mode="json", exclude_none=True)
         for m in session.messages
-        if task is None or m.task_id != task.task_id
+        if task is None or m.task_id != task.task_id or m.role == "user"
     ]
     return {
         "id": session.session_id,

@@ -83,7 +83,7 @@ async def start(
         user_id=user_id,
         tool_call_id=tool_call_id,
         tool_name=tool.name,
-        tool_input=args.model_dump_json(),
+        tool_input=args.model_dump_json(exclude_none=True),
         claim_session=False,
     )
     await registry.publish_chunks(
@@ -92,7 +92,9 @@ async def start(
             Start(message_id=f"msg-{uuid.uuid4().hex}"),
             StartStep(),
             ToolInputStart(tool_call_id=tool_call_id, tool_name=tool.name),
-            ToolInputAvailable(tool_call_id=tool_call_id, tool_name=tool.name, input=args.model_dump()),
+            ToolInputAvailable(
+                tool_call_id=tool_call_id, tool_name=tool.name, input=args.model_dump(exclude_none=True)
+            ),
         ],
     )
     ids = {"operation_id": operation.operation_id, "task_id": operation.task_id, "tool_name": tool.name}
@@ -131,19 +133,24 @@ async def _launch(tool: Tool, args: Any, operation: registry.ActiveTask, turn_ta
 
 async def _abort(operation: registry.ActiveTask, turn_task_id: str, error: str) -> None:
     """The operation never started: end its task failed and leave nothing running."""
-    try:
-        await registry.publish_chunks(
-            operation.task_id,
-            [ToolOutputError(tool_call_id=operation.tool_call_id, error_text=error), FinishStep()],
-        )
-    except registry.TaskNotRunning:
-        pass
-    await registry.mark_task_completed(operation.task_id, "failed", error)
+    await registry.mark_task_completed(operation.task_id, "failed", error, closing=unfinished_call(operation, error))
     await registry.hand_over_session(operation.session_id, operation.task_id, turn_task_id)
-    await get_session_store().update_tool_message(
-        operation.session_id, operation.tool_call_id, json.dumps({"error": error})
-    )
-    await release_guard(operation.tool_call_id)
+    await abandon(operation, error)
+
+
+def unfinished_call(task: registry.ActiveTask, error: str) -> list[Chunk]:
+    """What closes an operation's tool call that will never get its result, so a reader's
+    tool card shows the reason instead of waiting forever."""
+    return [ToolOutputError(tool_call_id=task.tool_call_id, error_text=error), FinishStep()]
+
+
+async def abandon(task: registry.ActiveTask, error: str) -> None:
+    """An operation ended without its result: its pending tool message says why, and the
+    duplicate-run guard goes. Nothing to do for a chat turn or a result already saved."""
+    if not task.is_operation or task.result_applied:
+        return
+    await get_session_store().update_tool_message(task.session_id, task.tool_call_id, json.dumps({"error": error}))
+    await release_guard(task.tool_call_id)
 
 
 def result_chunks(tool_call_id: str, success: bool, result: Any, error: str | None) -> list[Chunk]:

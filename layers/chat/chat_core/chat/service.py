@@ -124,6 +124,7 @@ class _Turn:
         self.tools = tools
         self.session: ChatSession | None = None
         self.step = _Step()
+        self.step_open = False
         self.usage = Usage(prompt_tokens=0, completion_tokens=0, total_tokens=0, model=self.settings.model)
         # The tool schemas travel with every call that offers them, so they use context too.
         self._tools_tokens = estimate_tokens(json.dumps(tools.openai_tools()))
@@ -154,6 +155,8 @@ class _Turn:
             finished = True
         except TurnFailed as failure:
             finished = True
+            if self.step_open:
+                yield FinishStep()
             yield Error(error_text=str(failure))
         finally:
             if not finished:
@@ -194,6 +197,7 @@ class _Turn:
                 - (self._tools_tokens if offer_tools else 0)
             )
             fitted = fit_context(system_prompt, self.session.to_openai_messages(), budget)
+            self.step_open = True
             yield StartStep()
             async for chunk in self._model_step(fitted.messages, offer_tools):
                 yield chunk
@@ -213,6 +217,7 @@ class _Turn:
                     yield chunk
                     if isinstance(chunk, (ToolOutputAvailable, ToolOutputError)):
                         continue_after = continue_after or not _answered_later(chunk)
+            self.step_open = False
             yield FinishStep()
             if not continue_after:
                 return

@@ -11,7 +11,6 @@ the reader sees why instead of waiting for a worker that will never come.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
@@ -22,7 +21,7 @@ from ..sessions.models import ChatMessage, ChatSession
 from ..settings import get_settings
 from ..worker.dispatch import DispatchError, get_dispatcher
 from ..worker.jobs import RunTurn
-from .operations import release_guard
+from .operations import abandon, unfinished_call
 
 logger = logging.getLogger(__name__)
 
@@ -82,14 +81,10 @@ async def cancel_task(task: registry.ActiveTask) -> str:
 
 
 async def _end_cancelled(task: registry.ActiveTask) -> None:
-    if not await registry.mark_task_completed(task.task_id, "cancelled"):
+    closing = unfinished_call(task, CANCELLED_OPERATION) if task.is_operation else []
+    if not await registry.mark_task_completed(task.task_id, "cancelled", closing=closing):
         return
-    if task.tool_name != "chat":
-        # An operation: the pending tool message must not stay pending forever.
-        await get_session_store().update_tool_message(
-            task.session_id, task.tool_call_id, json.dumps({"error": CANCELLED_OPERATION})
-        )
-        await release_guard(task.tool_call_id)
+    await abandon(task, CANCELLED_OPERATION)
     await notify(
         task.user_id,
         SessionEvent(type="task_finished", session_id=task.session_id, task_id=task.task_id, status="cancelled"),

@@ -21,6 +21,7 @@ import uuid
 from dataclasses import asdict, dataclass
 
 from .. import keys, registry
+from ..chat import operations
 import logging
 
 from ..observability import count
@@ -115,6 +116,9 @@ async def fail_expired_tasks(limit: int = 500) -> tuple[int, int]:
         if outcome == "failed":
             failed += 1
             logger.warning("task failed by the sweeper: its lease ran out", extra={"task_id": task_id})
+            task = await registry.get_task(task_id)
+            if task is not None:
+                await operations.abandon(task, LEASE_EXPIRED_MESSAGES.get(task.phase, LEASE_EXPIRED_MESSAGES["working"]))
         elif outcome == "extended":
             reindexed += 1
     return failed, reindexed

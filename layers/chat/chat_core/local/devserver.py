@@ -40,7 +40,7 @@ import socket
 import sys
 import time
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -140,8 +140,7 @@ def _prepare(env: DevEnvironment) -> None:
         data_dir = (env.project_dir / settings.data_dir / "redis").resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
         env._lock = _lock_data_dir(data_dir)
-        with _out_of_terminal_signals():
-            env.redis = EmbeddedRedis(data_dir=data_dir, persist=True).start()
+        env.redis = EmbeddedRedis(data_dir=data_dir, persist=True).start()
         env.redis_data_dir = data_dir
         env.redis_url = env.redis.url
         os.environ["CHAT_REDIS_URL"] = env.redis_url
@@ -170,29 +169,6 @@ def _prepare(env: DevEnvironment) -> None:
     if not settings.agent_generator_url:
         os.environ["CHAT_AGENT_GENERATOR_URL"] = f"{env.url}/dev/agent-generator"
         env.agent_generator_local = True
-
-
-@contextlib.contextmanager
-def _out_of_terminal_signals() -> Iterator[None]:
-    """Start Redis in a process group of its own.
-
-    A terminal's Ctrl-C goes to its whole foreground group: Redis would stop at once, while
-    the server still needs it to end the turns in flight. Outside that group it is stopped
-    by us, last. (EmbeddedRedis has no option for this, so its pre-exec hook is wrapped.)
-    """
-    from chat_core.local import embedded_redis
-
-    original = embedded_redis._die_with_parent
-
-    def own_group_then_original() -> None:  # pragma: no cover - runs in the child
-        os.setpgid(0, 0)
-        original()
-
-    embedded_redis._die_with_parent = own_group_then_original
-    try:
-        yield
-    finally:
-        embedded_redis._die_with_parent = original
 
 
 def _lock_data_dir(data_dir: Path) -> IO[str]:

