@@ -405,8 +405,9 @@ async function taskStatus(taskId) {
 }
 
 /**
- * An operation task that ended without a result for its card (cancelled, or given up by the
- * sweeper) leaves the card pending: say how it ended.
+ * A card still pending after its operation's task ended. The server closes an operation's
+ * tool call when it ends without a result; this covers a stream that expired before the page
+ * read that far: say how it ended.
  */
 function settlePendingCards(taskId, status) {
   if (status === "running") return;
