@@ -153,3 +153,17 @@ async def test_tools_run_inside_the_worker_turn(dispatched, model):
     assert_valid_turn(chunks)
     output = next(c for c in chunks if c["type"] == "tool-output-available")
     assert output["output"]["count"] > 0
+
+
+async def test_a_turn_reports_its_time_to_first_chunk_and_chunk_count(dispatched):
+    from chat_core.observability import metrics
+
+    metrics.clear_metrics()
+    _, task = await new_turn()
+    await run_job(dispatched.jobs[0])
+    recorded = metrics.metric_set
+    assert recorded["TimeToFirstChunk"]["Unit"] == "Milliseconds" and recorded["TimeToFirstChunk"]["Value"][0] > 0
+    chunk_count = recorded["ChunksPerTask"]["Value"][0]
+    entries = len(await stream_of(task.task_id))
+    assert chunk_count >= entries - 1  # every chunk produced (merged deltas count one by one)
+    metrics.clear_metrics()

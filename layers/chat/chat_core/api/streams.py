@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .. import registry
 from ..chat.turns import start_turn
 from ..notifications import SessionEvent, notify
+from ..observability import logger
 from ..sessions import get_session_store
 from ..settings import get_settings
 from .errors import SESSION_NOT_FOUND, ApiError
@@ -77,6 +78,7 @@ async def _start(session_id: str, user_id: str | None, message: str | None, **op
             f"A turn is already running in this session (task {running.task_id}); wait for it "
             "to finish or cancel it.",
         ) from running
+    logger.set_correlation_id(task.task_id)  # the rest of this request is about the task
     return await task_stream_response(task, "0-0")
 
 

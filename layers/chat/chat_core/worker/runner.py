@@ -23,7 +23,8 @@ from .. import background, registry
 from ..chat import operations
 from ..chat.service import stream_chat_completion
 from ..notifications import SessionEvent, notify
-from ..protocol.chunks import Data, Error, Finish
+from ..observability import count, milliseconds
+from ..protocol.chunks import Data, Error, Finish, TextDelta
 from ..publisher import ChunkPublisher
 from ..settings import get_settings
 from .. import tools as tool_catalog
@@ -127,6 +128,7 @@ async def _watch(task: registry.ActiveTask, worker_id: str, work: asyncio.Task[A
 async def _answer(task: registry.ActiveTask, context: dict[str, Any] | None, emit_start: bool) -> Outcome:
     """Stream the model's answer for the task's session into the task."""
     error: str | None = None
+    started, first_text_at, chunks = time.monotonic(), None, 0
     out = ChunkPublisher(task.task_id)
     turn = stream_chat_completion(
         task.session_id,
@@ -143,6 +145,9 @@ async def _answer(task: registry.ActiveTask, context: dict[str, Any] | None, emi
             if isinstance(chunk, Error):
                 error = chunk.error_text  # and the error before it
                 continue
+            if first_text_at is None and isinstance(chunk, TextDelta):
+                first_text_at = time.monotonic()
+            chunks += 1
             await out.send(chunk)
     finally:
         await turn.aclose()  # on cancel: the turn saves its partial answer here
@@ -150,6 +155,9 @@ async def _answer(task: registry.ActiveTask, context: dict[str, Any] | None, emi
             await out.aclose()  # and what it already produced still reaches the stream
         except registry.TaskNotRunning:
             pass
+        count("ChunksPerTask", chunks)
+        if first_text_at is not None:
+            milliseconds("TimeToFirstChunk", (first_text_at - started) * 1000)
     return ("failed", error) if error else ("completed", None)
 
 
