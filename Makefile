@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: dev test test-fast bench clean install test-deps
+.PHONY: dev test test-fast bench lint clean install test-deps
 
 install: $(STAMP)
 
@@ -32,6 +32,10 @@ test-deps: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+lint: $(STAMP)
+	$(BIN)/ruff check layers functions bench tests
+	$(BIN)/ruff format --check layers functions bench tests
 
 clean:
 	rm -rf $(VENV) .pytest_cache bench/results tests/js/node_modules

@@ -1,9 +1,9 @@
 """What every benchmark shares: its own Redis, statistics, targets, tables, results.
 
-    with embedded_redis() as server:        # CHAT_REDIS_URL points at a fresh redis-server
-        result = asyncio.run(measure())
-    summary_ms([0.0012, 0.0009])            # {'n': 2, 'mean': 1.05, 'p50': ..., 'p99': ...}
-    print(render_table(["a", "b"], [["1", "2"]]))
+with embedded_redis() as server:        # CHAT_REDIS_URL points at a fresh redis-server
+    result = asyncio.run(measure())
+summary_ms([0.0012, 0.0009])            # {'n': 2, 'mean': 1.05, 'p50': ..., 'p99': ...}
+print(render_table(["a", "b"], [["1", "2"]]))
 """
 
 from __future__ import annotations

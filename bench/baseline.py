@@ -83,9 +83,7 @@ async def create_task(
 async def publish_chunk(r: Any, task_id: str, data: str) -> str:
     """One chunk: XADD (approximate MAXLEN), then EXPIRE, each awaited on its own."""
     stream = task_stream(task_id)
-    entry_id: str = await r.xadd(
-        stream, {"data": data}, maxlen=STREAM_MAX_LENGTH, approximate=True
-    )
+    entry_id: str = await r.xadd(stream, {"data": data}, maxlen=STREAM_MAX_LENGTH, approximate=True)
     await r.expire(stream, STREAM_TTL_SECONDS)
     return entry_id
 

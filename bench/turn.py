@@ -562,7 +562,10 @@ def _paced_report(pace: _Pace, runs: dict[str, list[_Run]]) -> dict[str, Any]:
     sdk = report[SDK]["latency_ms"]
     for name in runs:
         if name != SDK:
-            for measure, prefix in (("latency_ms", "overhead"), ("reader_latency_ms", "reader_overhead")):
+            for measure, prefix in (
+                ("latency_ms", "overhead"),
+                ("reader_latency_ms", "reader_overhead"),
+            ):
                 mine = report[name][measure]
                 report[name][f"{prefix}_p50_ms"] = round(mine["p50"] - sdk["p50"], 3)
                 report[name][f"{prefix}_p99_ms"] = round(mine["p99"] - sdk["p99"], 3)
@@ -738,7 +741,9 @@ def _table(
         sdk = report[SDK]["latency_ms"]
         for key, label in labels.items():
             name, _, reader = key.partition(" ")
-            measure, prefix = ("reader_latency_ms", "reader_overhead") if reader else ("latency_ms", "overhead")
+            measure, prefix = (
+                ("reader_latency_ms", "reader_overhead") if reader else ("latency_ms", "overhead")
+            )
             mine = report[name][measure]
             head = (
                 f"per chunk into the task stream, p50 / p99, {title}: {report['chunks']} × "
@@ -755,7 +760,11 @@ def _table(
                     f"{_plus(report[name][f'{prefix}_p99_ms'])}",
                 ]
             )
-    for name, label in {OURS: labels[OURS], OURS_WINDOW: labels[OURS_WINDOW], BARE_XADD: "  bare XADD → reader"}.items():
+    for name, label in {
+        OURS: labels[OURS],
+        OURS_WINDOW: labels[OURS_WINDOW],
+        BARE_XADD: "  bare XADD → reader",
+    }.items():
         head = (
             f"burst: {burst['chunks']} chunks at once, first sent → last visible "
             f"(median of {burst['rounds']}) — {label}"

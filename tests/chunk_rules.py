@@ -44,7 +44,9 @@ def assert_valid_turn(chunks: list[dict[str, Any]], *, expect_start: bool = True
         elif kind == "tool-input-available":
             tool_inputs.add(chunk["toolCallId"])
         elif kind in ("tool-output-available", "tool-output-error"):
-            assert chunk["toolCallId"] in tool_inputs, f"output before input of {chunk['toolCallId']}"
+            assert chunk["toolCallId"] in tool_inputs, (
+                f"output before input of {chunk['toolCallId']}"
+            )
 
 
 def text_of(chunks: list[dict[str, Any]]) -> str:

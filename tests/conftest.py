@@ -217,7 +217,9 @@ def agent_generator(agent_generator_server, monkeypatch: pytest.MonkeyPatch):
 
     agent_generator_server.status = 202
     agent_generator_server.requests.clear()
-    set_env(monkeypatch, agent_generator_url=agent_generator_server.url, webhook_secret=WEBHOOK_SECRET)
+    set_env(
+        monkeypatch, agent_generator_url=agent_generator_server.url, webhook_secret=WEBHOOK_SECRET
+    )
     return agent_generator_server
 
 

@@ -26,8 +26,13 @@ from starlette.routing import Route
 WEBHOOK_SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # base64 of 24 bytes
 
 
-def signed_headers(body: bytes, *, secret: str = WEBHOOK_SECRET, webhook_id: str | None = None,
-                   timestamp: datetime | None = None) -> dict[str, str]:
+def signed_headers(
+    body: bytes,
+    *,
+    secret: str = WEBHOOK_SECRET,
+    webhook_id: str | None = None,
+    timestamp: datetime | None = None,
+) -> dict[str, str]:
     webhook_id = webhook_id or f"msg_{uuid.uuid4().hex}"
     timestamp = timestamp or datetime.now(timezone.utc)
     signature = Webhook(secret).sign(webhook_id, timestamp, body.decode())
@@ -46,7 +51,9 @@ class _ThreadServer:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        config = uvicorn.Config(Starlette(routes=routes), host="127.0.0.1", port=self.port, log_level="error")
+        config = uvicorn.Config(
+            Starlette(routes=routes), host="127.0.0.1", port=self.port, log_level="error"
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
@@ -103,5 +110,11 @@ class FakeIssuer(_ThreadServer):
     def token(self, sub: str, *, kid: str = "key-1", key=None, **claims: Any) -> str:
         import jwt
 
-        payload = {"sub": sub, "iss": self.issuer, "aud": self.audience, "exp": int(time.time()) + 600, **claims}
+        payload = {
+            "sub": sub,
+            "iss": self.issuer,
+            "aud": self.audience,
+            "exp": int(time.time()) + 600,
+            **claims,
+        }
         return jwt.encode(payload, key or self.private_key, algorithm="RS256", headers={"kid": kid})

@@ -1,7 +1,7 @@
 """API Gateway HTTP API (payload 2.0) events, as Lambda receives them, for Mangum tests.
 
-    event = http_api_event("GET", "/api/chat/tasks/t1/stream", headers={"last-event-id": "1-0"},
-                           claims={"sub": "u1"})
+event = http_api_event("GET", "/api/chat/tasks/t1/stream", headers={"last-event-id": "1-0"},
+                       claims={"sub": "u1"})
 """
 
 from __future__ import annotations
@@ -28,7 +28,13 @@ def http_api_event(
         "apiId": "a1b2c3d4e5",
         "domainName": "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com",
         "domainPrefix": "a1b2c3d4e5",
-        "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7", "userAgent": "pytest"},
+        "http": {
+            "method": method,
+            "path": path,
+            "protocol": "HTTP/1.1",
+            "sourceIp": "203.0.113.7",
+            "userAgent": "pytest",
+        },
         "requestId": f"req-{int(now * 1000)}",
         "routeKey": f"{method} {path}",
         "stage": "$default",
@@ -42,7 +48,11 @@ def http_api_event(
         "routeKey": f"{method} {path}",
         "rawPath": path,
         "rawQueryString": urlencode(query or {}),
-        "headers": {"host": context["domainName"], "content-type": "application/json", **(headers or {})},
+        "headers": {
+            "host": context["domainName"],
+            "content-type": "application/json",
+            **(headers or {}),
+        },
         "queryStringParameters": query,
         "requestContext": context,
         "body": text,

@@ -20,7 +20,9 @@ def jwks(issuer, settings_env):
     from chat_core.api import identity
 
     identity._jwks.cache_clear()
-    settings_env(jwt_jwks_url=issuer.jwks_url, jwt_issuer=issuer.issuer, jwt_audience=issuer.audience)
+    settings_env(
+        jwt_jwks_url=issuer.jwks_url, jwt_issuer=issuer.issuer, jwt_audience=issuer.audience
+    )
     return issuer
 
 
@@ -41,7 +43,12 @@ async def test_a_token_signed_by_the_provider_identifies_the_user(api, jwks):
     [
         (lambda p: p.token("u", aud="another-api"), "INVALID_TOKEN"),
         (lambda p: p.token("u", iss="https://impostor.example/"), "INVALID_TOKEN"),
-        (lambda p: p.token("u", key=rsa.generate_private_key(public_exponent=65537, key_size=2048)), "INVALID_TOKEN"),
+        (
+            lambda p: p.token(
+                "u", key=rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            ),
+            "INVALID_TOKEN",
+        ),
         (lambda p: p.token("u", kid="unpublished-key"), "INVALID_TOKEN"),
         (lambda p: p.token("u", exp=1), "TOKEN_EXPIRED"),
     ],

@@ -53,14 +53,18 @@ def test_a_turn_read_by_long_polls_arrives_whole_without_gaps_or_duplicates(gate
     model.slow_stream(40, text=" ".join(f"t{i}" for i in range(60)))
     status, _, body = gateway("POST", "/api/chat/sessions")
     session = json.loads(body)["id"]
-    status, headers, body = gateway("POST", f"/api/chat/sessions/{session}/stream", body={"message": "count"})
+    status, headers, body = gateway(
+        "POST", f"/api/chat/sessions/{session}/stream", body={"message": "count"}
+    )
     assert status == 200 and headers["content-type"].startswith("text/event-stream")
     task_id = headers["x-task-id"]
     events = parse_sse(body)
     polls = 1
     while not events or events[-1] != {"data": "[DONE]"}:
         last = [e for e in events if "id" in e][-1]["id"]
-        status, _, body = gateway("GET", f"/api/chat/tasks/{task_id}/stream", headers={"last-event-id": last})
+        status, _, body = gateway(
+            "GET", f"/api/chat/tasks/{task_id}/stream", headers={"last-event-id": last}
+        )
         assert status == 200
         events += parse_sse(body)
         polls += 1
@@ -69,19 +73,29 @@ def test_a_turn_read_by_long_polls_arrives_whole_without_gaps_or_duplicates(gate
     chunks = [json.loads(e["data"]) for e in events if "id" in e]
     assert_valid_turn(chunks)
     ids = [e["id"] for e in events if "id" in e]
-    assert len(ids) == len(set(ids)) and ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-"))))
-    status, _, full = gateway("GET", f"/api/chat/tasks/{task_id}/stream", query={"last_message_id": "0-0"})
+    assert len(ids) == len(set(ids)) and ids == sorted(
+        ids, key=lambda i: tuple(map(int, i.split("-")))
+    )
+    status, _, full = gateway(
+        "GET", f"/api/chat/tasks/{task_id}/stream", query={"last_message_id": "0-0"}
+    )
     assert parse_sse(full) == events
-    status, _, _ = gateway("GET", f"/api/chat/tasks/{task_id}/stream", headers={"last-event-id": ids[-1]})
+    status, _, _ = gateway(
+        "GET", f"/api/chat/tasks/{task_id}/stream", headers={"last-event-id": ids[-1]}
+    )
     assert status == 204
 
 
 def test_429_and_cancel_through_the_gateway(gateway, model):
     model.slow_stream(80, text=" ".join(f"t{i}" for i in range(60)))
     session = json.loads(gateway("POST", "/api/chat/sessions")[2])["id"]
-    status, headers, _ = gateway("POST", f"/api/chat/sessions/{session}/stream", body={"message": "go"})
+    status, headers, _ = gateway(
+        "POST", f"/api/chat/sessions/{session}/stream", body={"message": "go"}
+    )
     task_id = headers["x-task-id"]
-    status, _, body = gateway("POST", f"/api/chat/sessions/{session}/stream", body={"message": "again"})
+    status, _, body = gateway(
+        "POST", f"/api/chat/sessions/{session}/stream", body={"message": "again"}
+    )
     assert status == 429 and json.loads(body)["detail"]["code"] == "TURN_IN_PROGRESS"
     status, _, body = gateway("POST", f"/api/chat/tasks/{task_id}/cancel")
     assert status == 200 and json.loads(body)["status"] == "cancelled"
@@ -90,7 +104,9 @@ def test_429_and_cancel_through_the_gateway(gateway, model):
 
 
 def test_claims_from_the_api_gateway_authorizer_identify_the_caller(gateway):
-    status, _, body = gateway("POST", "/api/chat/sessions", claims={"sub": "gw-user", "iss": "https://issuer"})
+    status, _, body = gateway(
+        "POST", "/api/chat/sessions", claims={"sub": "gw-user", "iss": "https://issuer"}
+    )
     assert status == 200 and json.loads(body)["user_id"] == "gw-user"
     session = json.loads(body)["id"]
     assert gateway("GET", f"/api/chat/sessions/{session}", claims={"sub": "gw-user"})[0] == 200

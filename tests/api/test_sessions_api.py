@@ -13,7 +13,9 @@ SECRET = "test-jwt-secret-with-enough-entropy-0123456789"
 
 
 def bearer(user_id: str, secret: str = SECRET, **claims) -> dict[str, str]:
-    token = jwt.encode({"sub": user_id, "exp": int(time.time()) + 600, **claims}, secret, algorithm="HS256")
+    token = jwt.encode(
+        {"sub": user_id, "exp": int(time.time()) + 600, **claims}, secret, algorithm="HS256"
+    )
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -46,16 +48,28 @@ async def test_another_users_session_is_not_found_exactly_like_a_missing_one(api
     missing = await api.get("/api/chat/sessions/does-not-exist", headers=auth("mallory"))
     anonymous = await api.get(f"/api/chat/sessions/{session}")
     assert theirs.status_code == missing.status_code == anonymous.status_code == 404
-    assert theirs.json() == missing.json() == {"detail": {"code": "SESSION_NOT_FOUND", "message": "No such chat session."}}
-    assert (await api.delete(f"/api/chat/sessions/{session}", headers=auth("mallory"))).status_code == 404
-    assert (await api.post(f"/api/chat/sessions/{session}/stream", json={"message": "hi"}, headers=auth("mallory"))).status_code == 404
+    assert (
+        theirs.json()
+        == missing.json()
+        == {"detail": {"code": "SESSION_NOT_FOUND", "message": "No such chat session."}}
+    )
+    assert (
+        await api.delete(f"/api/chat/sessions/{session}", headers=auth("mallory"))
+    ).status_code == 404
+    assert (
+        await api.post(
+            f"/api/chat/sessions/{session}/stream", json={"message": "hi"}, headers=auth("mallory")
+        )
+    ).status_code == 404
 
 
 async def test_anonymous_sessions_are_reachable_by_id_and_can_be_claimed(api, auth):
     session = (await api.post("/api/chat/sessions")).json()
     assert session["user_id"] is None
     assert (await api.get(f"/api/chat/sessions/{session['id']}")).status_code == 200
-    claimed = await api.patch(f"/api/chat/sessions/{session['id']}/assign-user", headers=auth("carol"))
+    claimed = await api.patch(
+        f"/api/chat/sessions/{session['id']}/assign-user", headers=auth("carol")
+    )
     assert claimed.status_code == 200
     assert (await api.get("/api/chat/sessions", headers=auth("carol"))).json()["total"] == 1
     # Now it is Carol's: anonymous readers and others lose it, and it cannot be claimed again.
@@ -68,7 +82,9 @@ async def test_delete_answers_204_and_the_session_is_gone(api, auth):
     session = (await api.post("/api/chat/sessions", headers=auth("alice"))).json()["id"]
     deleted = await api.delete(f"/api/chat/sessions/{session}", headers=auth("alice"))
     assert deleted.status_code == 204 and deleted.content == b""
-    assert (await api.get(f"/api/chat/sessions/{session}", headers=auth("alice"))).status_code == 404
+    assert (
+        await api.get(f"/api/chat/sessions/{session}", headers=auth("alice"))
+    ).status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -114,7 +130,10 @@ async def test_health_reports_an_unreachable_redis(api, settings_env):
 
 async def test_the_reconnect_window_is_published(api, settings_env):
     settings_env(stream_ttl_seconds=1800)
-    assert (await api.get("/api/chat/config/ttl")).json() == {"stream_ttl_seconds": 1800, "stream_ttl_ms": 1_800_000}
+    assert (await api.get("/api/chat/config/ttl")).json() == {
+        "stream_ttl_seconds": 1800,
+        "stream_ttl_ms": 1_800_000,
+    }
 
 
 async def test_openapi_describes_every_route(api):

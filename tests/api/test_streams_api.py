@@ -76,7 +76,9 @@ async def test_a_turn_replayed_from_every_cursor_gives_the_rest_without_gaps_or_
         assert replayed[-1] == {"data": "[DONE]"}
     full = parse_sse((await api.get(f"/api/chat/tasks/{task_id}/stream?last_message_id=0-0")).text)
     assert full[:-1] == events
-    at_end = await api.get(f"/api/chat/tasks/{task_id}/stream", headers={"Last-Event-ID": events[-1]["id"]})
+    at_end = await api.get(
+        f"/api/chat/tasks/{task_id}/stream", headers={"Last-Event-ID": events[-1]["id"]}
+    )
     assert at_end.status_code == 204  # finished and nothing after the cursor: EventSource stops
 
 
@@ -105,11 +107,17 @@ async def asgi_read_then_drop(app, path: str, events_wanted: int) -> list[dict]:
     return [e for e in events if "id" in e][:events_wanted]
 
 
-async def test_a_reader_that_drops_mid_turn_and_reconnects_with_its_last_id_misses_nothing(api, model):
+async def test_a_reader_that_drops_mid_turn_and_reconnects_with_its_last_id_misses_nothing(
+    api, model
+):
     _, task_id = await start_slow_turn(api, model)
-    first_part = await asgi_read_then_drop(create_app(*ALL_ROUTERS), f"/api/chat/tasks/{task_id}/stream", 5)
+    first_part = await asgi_read_then_drop(
+        create_app(*ALL_ROUTERS), f"/api/chat/tasks/{task_id}/stream", 5
+    )
     assert len(first_part) == 5
-    response = await api.get(f"/api/chat/tasks/{task_id}/stream", headers={"Last-Event-ID": first_part[-1]["id"]})
+    response = await api.get(
+        f"/api/chat/tasks/{task_id}/stream", headers={"Last-Event-ID": first_part[-1]["id"]}
+    )
     rest = parse_sse(response.text)
     full = parse_sse((await api.get(f"/api/chat/tasks/{task_id}/stream")).text)
     assert first_part + rest == full
@@ -127,18 +135,28 @@ async def test_session_shows_the_running_task_and_leaves_its_messages_to_the_rep
 
 async def test_a_second_message_while_a_turn_runs_gets_429_and_is_not_saved(api, model):
     session, task_id = await start_slow_turn(api, model)
-    response = await api.post(f"/api/chat/sessions/{session}/stream", json={"message": "and another"})
+    response = await api.post(
+        f"/api/chat/sessions/{session}/stream", json={"message": "and another"}
+    )
     assert response.status_code == 429
-    assert response.json()["detail"]["code"] == "TURN_IN_PROGRESS" and task_id in response.json()["detail"]["message"]
+    assert (
+        response.json()["detail"]["code"] == "TURN_IN_PROGRESS"
+        and task_id in response.json()["detail"]["message"]
+    )
     await api.post(f"/api/chat/tasks/{task_id}/cancel")
-    contents = [m["content"] for m in (await api.get(f"/api/chat/sessions/{session}")).json()["messages"]]
+    contents = [
+        m["content"] for m in (await api.get(f"/api/chat/sessions/{session}")).json()["messages"]
+    ]
     assert "and another" not in contents
 
 
 async def test_cancel_ends_the_turn_as_cancelled_and_is_idempotent(api, model):
     session, task_id = await start_slow_turn(api, model)
     response = await api.post(f"/api/chat/tasks/{task_id}/cancel")
-    assert response.status_code == 200 and response.json() == {"task_id": task_id, "status": "cancelled"}
+    assert response.status_code == 200 and response.json() == {
+        "task_id": task_id,
+        "status": "cancelled",
+    }
     assert (await api.post(f"/api/chat/tasks/{task_id}/cancel")).json()["status"] == "cancelled"
     assert (await api.get(f"/api/chat/tasks/{task_id}")).json()["status"] == "cancelled"
     chunks = sse_chunks((await api.get(f"/api/chat/tasks/{task_id}/stream")).text)
@@ -152,7 +170,11 @@ async def test_the_ai_sdk_transport_works_unchanged(api, model):
     body = {
         "id": "chat-from-the-browser",
         "messages": [
-            {"id": "m1", "role": "user", "parts": [{"type": "text", "text": "Hi! What can you do?"}]},
+            {
+                "id": "m1",
+                "role": "user",
+                "parts": [{"type": "text", "text": "Hi! What can you do?"}],
+            },
         ],
         "trigger": "submit-message",
         "messageId": None,
@@ -168,8 +190,15 @@ async def test_the_ai_sdk_transport_works_unchanged(api, model):
         {"id": "m3", "role": "user", "parts": [{"type": "text", "text": "Tell me more"}]},
     ]
     assert (await api.post("/api/chat", json=body)).status_code == 200
-    contents = [m["content"] for m in (await api.get("/api/chat/sessions/chat-from-the-browser")).json()["messages"]]
-    assert contents.count("Hi! What can you do?") == 1 and "Tell me more" in contents and "(client copy)" not in contents
+    contents = [
+        m["content"]
+        for m in (await api.get("/api/chat/sessions/chat-from-the-browser")).json()["messages"]
+    ]
+    assert (
+        contents.count("Hi! What can you do?") == 1
+        and "Tell me more" in contents
+        and "(client copy)" not in contents
+    )
     # Nothing is running now: the resume probe answers 204.
     assert (await api.get("/api/chat/chat-from-the-browser/stream")).status_code == 204
 
@@ -201,13 +230,19 @@ async def test_an_ai_sdk_chat_id_of_another_user_is_not_found(api, settings_env)
         (json.dumps({"message": ""}).encode(), 422, "INVALID_REQUEST"),
         (json.dumps({"text": "wrong field"}).encode(), 422, "INVALID_REQUEST"),
         (json.dumps({"message": "x" * 10_001}).encode(), 413, "MESSAGE_TOO_LARGE"),
-        (json.dumps({"message": "hi", "context": {"content": "y" * 300_000}}).encode(), 413, "BODY_TOO_LARGE"),
+        (
+            json.dumps({"message": "hi", "context": {"content": "y" * 300_000}}).encode(),
+            413,
+            "BODY_TOO_LARGE",
+        ),
     ],
 )
 async def test_bad_input_gets_a_clear_error_and_nothing_is_saved(api, body, status, code):
     session = await new_session(api)
     response = await api.post(
-        f"/api/chat/sessions/{session}/stream", content=body, headers={"content-type": "application/json"}
+        f"/api/chat/sessions/{session}/stream",
+        content=body,
+        headers={"content-type": "application/json"},
     )
     assert response.status_code == status and response.json()["detail"]["code"] == code
     assert (await api.get(f"/api/chat/sessions/{session}")).json()["messages"] == []
@@ -215,7 +250,10 @@ async def test_bad_input_gets_a_clear_error_and_nothing_is_saved(api, body, stat
 
 
 async def test_an_ai_sdk_request_without_a_user_message_is_invalid(api):
-    body = {"id": "c1", "messages": [{"role": "assistant", "parts": [{"type": "text", "text": "hi"}]}]}
+    body = {
+        "id": "c1",
+        "messages": [{"role": "assistant", "parts": [{"type": "text", "text": "hi"}]}],
+    }
     response = await api.post("/api/chat", json=body)
     assert response.status_code == 422 and response.json()["detail"]["code"] == "NO_USER_MESSAGE"
 
@@ -231,7 +269,9 @@ async def test_unknown_foreign_and_expired_tasks(api, settings_env):
     for path in (f"/api/chat/tasks/{task.task_id}", f"/api/chat/tasks/{task.task_id}/stream"):
         foreign = await api.get(path, headers=bearer("mallory"))
         assert foreign.status_code == 404 and foreign.json() == missing.json()
-    assert (await api.post(f"/api/chat/tasks/{task.task_id}/cancel", headers=bearer("mallory"))).status_code == 404
+    assert (
+        await api.post(f"/api/chat/tasks/{task.task_id}/cancel", headers=bearer("mallory"))
+    ).status_code == 404
     await get_redis().delete(keys.task_meta(task.task_id))
     expired = await api.get(f"/api/chat/tasks/{task.task_id}/stream", headers=bearer("alice"))
     assert expired.status_code == 410 and expired.json()["detail"]["code"] == "TASK_EXPIRED"
@@ -239,7 +279,9 @@ async def test_unknown_foreign_and_expired_tasks(api, settings_env):
 
 async def test_a_malformed_cursor_is_refused(api):
     task_id, _ = await full_turn(api)
-    response = await api.get(f"/api/chat/tasks/{task_id}/stream", headers={"Last-Event-ID": "yesterday"})
+    response = await api.get(
+        f"/api/chat/tasks/{task_id}/stream", headers={"Last-Event-ID": "yesterday"}
+    )
     assert response.status_code == 422 and response.json()["detail"]["code"] == "INVALID_CURSOR"
 
 
@@ -252,7 +294,9 @@ async def test_session_events_reach_an_anonymous_page(api, model, settings_env):
 
     listener = asyncio.create_task(listen())
     await asyncio.sleep(0.4)
-    await api.post(f"/api/chat/sessions/{session}/stream", json={"message": "Plan a picnic in the park"})
+    await api.post(
+        f"/api/chat/sessions/{session}/stream", json={"message": "Plan a picnic in the park"}
+    )
     events = [json.loads(e["data"]) for e in parse_sse((await listener).text) if "data" in e]
     types = [e["type"] for e in events]
     assert "task_started" in types and "task_finished" in types and "title_changed" in types

@@ -56,7 +56,9 @@ def test_a_history_broken_by_a_crash_is_repaired_for_the_api():
     ]
     messages = fit_context("s", history, budget_tokens=10_000).messages
     assert not any(m.get("tool_call_id") == "orphan" for m in messages)
-    answer = messages[messages.index({"role": "assistant", "content": None, "tool_calls": [call]}) + 1]
+    answer = messages[
+        messages.index({"role": "assistant", "content": None, "tool_calls": [call]}) + 1
+    ]
     assert answer["role"] == "tool" and answer["tool_call_id"] == "c1"
 
 

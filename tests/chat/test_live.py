@@ -21,7 +21,9 @@ async def live_session(redis_target, monkeypatch):
 
 async def test_stream_chat_completion(live_session):
     has_errors, has_ended, text = False, False, ""
-    async for chunk in stream_chat_completion(live_session.session_id, "Hello, how are you?", user_id="live-user"):
+    async for chunk in stream_chat_completion(
+        live_session.session_id, "Hello, how are you?", user_id="live-user"
+    ):
         has_errors |= chunk.type == "error"
         has_ended |= chunk.type == "finish"
         text += getattr(chunk, "delta", "") if chunk.type == "text-delta" else ""

@@ -32,7 +32,9 @@ def dispatched(model):
 
 async def run_create_agent_turn(dispatched, model, call_id: str = "call_create_1"):
     model.reply_tool_calls(
-        ToolCall("create_agent", {"description": "An agent that chases unpaid invoices"}, id=call_id),
+        ToolCall(
+            "create_agent", {"description": "An agent that chases unpaid invoices"}, id=call_id
+        ),
         stream=True,
     )
     session = await get_session_store().create("u1")
@@ -41,7 +43,9 @@ async def run_create_agent_turn(dispatched, model, call_id: str = "call_create_1
     return session, turn
 
 
-async def test_a_delegated_operation_starts_and_the_turn_answers_at_once(dispatched, model, agent_generator):
+async def test_a_delegated_operation_starts_and_the_turn_answers_at_once(
+    dispatched, model, agent_generator
+):
     session, turn = await run_create_agent_turn(dispatched, model)
     chunks = await stream_of(turn.task_id)
     assert_valid_turn(chunks)
@@ -50,17 +54,28 @@ async def test_a_delegated_operation_starts_and_the_turn_answers_at_once(dispatc
 
     # The external service was asked, with where to call back.
     [request] = agent_generator.requests
-    assert request["operation_id"] == started["operation_id"] and request["task_id"] == started["task_id"]
-    assert request["callback_url"].endswith(f"/api/chat/operations/{started['operation_id']}/complete")
+    assert (
+        request["operation_id"] == started["operation_id"]
+        and request["task_id"] == started["task_id"]
+    )
+    assert request["callback_url"].endswith(
+        f"/api/chat/operations/{started['operation_id']}/complete"
+    )
 
     # The operation has its own task, whose stream alone is a whole message so far.
     operation = await registry.get_task(started["task_id"])
-    assert (operation.status, operation.phase, operation.tool_name) == ("running", "awaiting", "create_agent")
+    assert (operation.status, operation.phase, operation.tool_name) == (
+        "running",
+        "awaiting",
+        "create_agent",
+    )
     prefix = await stream_of(operation.task_id)
     assert [c["type"] for c in prefix] == [
         "start", "start-step", "tool-input-start", "tool-input-available",
     ]  # fmt: skip
-    assert prefix[-1]["input"] == {"description": "An agent that chases unpaid invoices"}  # no nulls
+    assert prefix[-1]["input"] == {
+        "description": "An agent that chases unpaid invoices"
+    }  # no nulls
     # The session now follows the operation, and remembers it as pending.
     active, _ = await registry.get_active_task_for_session(session.session_id, "u1")
     assert active.task_id == operation.task_id
@@ -84,7 +99,11 @@ async def test_a_refusing_service_is_a_tool_error_the_model_explains_and_nothing
     operation_id = agent_generator.requests[0]["task_id"]
     operation = await registry.get_task(operation_id)
     assert operation.status == "failed"
-    assert [c["type"] for c in await stream_of(operation_id)][-3:] == ["finish-step", "error", "finish"]
+    assert [c["type"] for c in await stream_of(operation_id)][-3:] == [
+        "finish-step",
+        "error",
+        "finish",
+    ]
     assert await get_redis().exists(keys.running_operation("call_create_1")) == 0
     assert await registry.get_active_task_for_session(session.session_id, "u1") == (None, "0-0")
     assert await registry.expired_task_ids() == []
@@ -129,7 +148,9 @@ async def test_a_long_tool_runs_in_the_worker_with_heartbeats_then_the_model_con
     settings_env(heartbeat_seconds=0.2)
     catalog = tools.ToolRegistry([SlowReport()])
     monkeypatch.setattr(tools, "default_tools", lambda: catalog)
-    model.reply_tool_calls(ToolCall("slow_report", {"topic": "otters"}, id="call_slow"), stream=True)
+    model.reply_tool_calls(
+        ToolCall("slow_report", {"topic": "otters"}, id="call_slow"), stream=True
+    )
     session = await get_session_store().create("u1")
     turn = await start_turn(session, "write me a report on otters", "u1")
     await run_job(dispatched.jobs[-1])
@@ -141,7 +162,9 @@ async def test_a_long_tool_runs_in_the_worker_with_heartbeats_then_the_model_con
     assert_valid_turn(chunks)
     types = [c["type"] for c in chunks]
     assert "data-progress" in types  # heartbeats while it ran
-    assert next(c for c in chunks if c["type"] == "tool-output-available")["output"] == {"report": "All about otters"}
+    assert next(c for c in chunks if c["type"] == "tool-output-available")["output"] == {
+        "report": "All about otters"
+    }
     assert text_of(chunks) == "Here is your otter report."
     stored = await get_session_store().get(session.session_id, "u1")
     result = next(m for m in stored.messages if m.role == "tool")
@@ -151,7 +174,9 @@ async def test_a_long_tool_runs_in_the_worker_with_heartbeats_then_the_model_con
     assert (await registry.get_task(turn.task_id)).status == "completed"
 
 
-async def test_cancelling_an_awaiting_operation_closes_its_tool_call_for_the_reader(dispatched, model, agent_generator):
+async def test_cancelling_an_awaiting_operation_closes_its_tool_call_for_the_reader(
+    dispatched, model, agent_generator
+):
     from chat_core.chat.turns import cancel_task
 
     session, turn = await run_create_agent_turn(dispatched, model, call_id="call_cancel")
@@ -160,7 +185,11 @@ async def test_cancelling_an_awaiting_operation_closes_its_tool_call_for_the_rea
     chunks = await stream_of(operation.task_id)
     assert_valid_turn(chunks)
     assert chunks[-3:] == [
-        {"type": "tool-output-error", "toolCallId": "call_cancel", "errorText": "Cancelled by the user."},
+        {
+            "type": "tool-output-error",
+            "toolCallId": "call_cancel",
+            "errorText": "Cancelled by the user.",
+        },
         {"type": "finish-step"},
         {"type": "finish"},
     ]
@@ -170,7 +199,9 @@ async def test_cancelling_an_awaiting_operation_closes_its_tool_call_for_the_rea
     assert await get_redis().exists(keys.running_operation("call_cancel")) == 0
 
 
-async def test_an_operation_that_never_reports_back_is_given_up_with_a_reason(dispatched, model, agent_generator):
+async def test_an_operation_that_never_reports_back_is_given_up_with_a_reason(
+    dispatched, model, agent_generator
+):
     from chat_core.completions.sweeper import sweep
 
     session, turn = await run_create_agent_turn(dispatched, model, call_id="call_silent")
@@ -193,8 +224,16 @@ async def test_an_operation_that_never_reports_back_is_given_up_with_a_reason(di
 async def test_closing_chunks_are_skipped_once_a_result_was_applied(model):
     from chat_core.protocol.chunks import FinishStep, ToolOutputAvailable, ToolOutputError
 
-    task = await registry.create_task(session_id="s", user_id=None, tool_name="create_agent", tool_call_id="c9")
-    await registry.apply_operation_result(task, [ToolOutputAvailable(tool_call_id="c9", output={}), FinishStep()])
+    task = await registry.create_task(
+        session_id="s", user_id=None, tool_name="create_agent", tool_call_id="c9"
+    )
+    await registry.apply_operation_result(
+        task, [ToolOutputAvailable(tool_call_id="c9", output={}), FinishStep()]
+    )
     closing = [ToolOutputError(tool_call_id="c9", error_text="too late"), FinishStep()]
     assert await registry.mark_task_completed(task.task_id, "cancelled", closing=closing)
-    assert [c["type"] for c in await stream_of(task.task_id)] == ["tool-output-available", "finish-step", "finish"]
+    assert [c["type"] for c in await stream_of(task.task_id)] == [
+        "tool-output-available",
+        "finish-step",
+        "finish",
+    ]

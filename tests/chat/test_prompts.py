@@ -7,7 +7,9 @@ from chat_core.chat.prompts import DEFAULT_SYSTEM_PROMPT, build_system_prompt
 
 
 async def test_the_default_prompt_carries_who_the_user_is_and_what_they_look_at():
-    prompt = await build_system_prompt("u42", {"url": "https://shop.example/cart", "content": "3 items"})
+    prompt = await build_system_prompt(
+        "u42", {"url": "https://shop.example/cart", "content": "3 items"}
+    )
     assert prompt.startswith(DEFAULT_SYSTEM_PROMPT.split("{")[0])
     assert "u42" in prompt and "https://shop.example/cart" in prompt and "3 items" in prompt
     assert "anonymous" in await build_system_prompt(None)
@@ -36,10 +38,16 @@ def _langfuse_module(get_prompt) -> types.ModuleType:
 
 
 async def test_a_langfuse_prompt_is_used_when_its_keys_are_set(settings_env, monkeypatch):
-    settings_env(langfuse_public_key="pk", langfuse_secret_key="sk", langfuse_prompt_name="support-v2")
+    settings_env(
+        langfuse_public_key="pk", langfuse_secret_key="sk", langfuse_prompt_name="support-v2"
+    )
     asked = []
     monkeypatch.setitem(
-        sys.modules, "langfuse", _langfuse_module(lambda name: asked.append(name) or _Prompt("Managed. {users_information}"))
+        sys.modules,
+        "langfuse",
+        _langfuse_module(
+            lambda name: asked.append(name) or _Prompt("Managed. {users_information}")
+        ),
     )
     prompt = await build_system_prompt("u1")
     assert prompt.startswith("Managed. ") and "u1" in prompt and asked == ["support-v2"]

@@ -18,8 +18,13 @@ from chat_core.sessions.models import ChatMessage
 from tests.chunk_rules import assert_valid_turn, text_of
 
 
-async def run_turn(session_id: str, message: str | None, user_id: str | None = "u1", **kw) -> list[dict]:
-    return [c.to_dict() async for c in stream_chat_completion(session_id, message, user_id=user_id, **kw)]
+async def run_turn(
+    session_id: str, message: str | None, user_id: str | None = "u1", **kw
+) -> list[dict]:
+    return [
+        c.to_dict()
+        async for c in stream_chat_completion(session_id, message, user_id=user_id, **kw)
+    ]
 
 
 @pytest.fixture
@@ -53,12 +58,18 @@ async def test_the_agent_search_prompt_produces_tool_output_and_stored_usage(ses
 
 
 async def test_chunks_follow_the_ai_sdk_order_and_are_saved(session, model):
-    model.reply_tool_calls(ToolCall("find_agent", {"query": "newsletter"}), text="Let me look.", stream=True)
+    model.reply_tool_calls(
+        ToolCall("find_agent", {"query": "newsletter"}), text="Let me look.", stream=True
+    )
     chunks = await run_turn(session.session_id, "find an agent for my newsletter")
     assert_valid_turn(chunks)
     types = [c["type"] for c in chunks]
     # tool-input-start comes as soon as the call's name is known, before the input is complete
-    assert types.index("tool-input-start") < types.index("tool-input-available") < types.index("tool-output-available")
+    assert (
+        types.index("tool-input-start")
+        < types.index("tool-input-available")
+        < types.index("tool-output-available")
+    )
     assert types.count("start-step") == 2 and types.count("finish-step") == 2
     usage = [c for c in chunks if c["type"] == "data-usage"]
     assert len(usage) == 1 and usage[0]["data"]["totalTokens"] > 0
@@ -67,7 +78,9 @@ async def test_chunks_follow_the_ai_sdk_order_and_are_saved(session, model):
     roles = [m.role for m in stored.messages]
     assert roles == ["user", "assistant", "tool", "assistant"]
     call = stored.messages[1].tool_calls[0]
-    assert call["function"]["name"] == "find_agent" and json.loads(call["function"]["arguments"]) == {"query": "newsletter"}
+    assert call["function"]["name"] == "find_agent" and json.loads(
+        call["function"]["arguments"]
+    ) == {"query": "newsletter"}
     assert stored.messages[2].tool_call_id == call["id"]
     assert stored.messages[3].content == text_of(chunks[types.index("finish-step") :])
 
@@ -139,7 +152,9 @@ async def test_invalid_tool_arguments_become_a_tool_error_the_model_sees(session
     assert tool_message["role"] == "tool" and "query" in tool_message["content"]
 
 
-async def test_tool_rounds_are_bounded_and_the_last_round_offers_no_tools(session, model, settings_env):
+async def test_tool_rounds_are_bounded_and_the_last_round_offers_no_tools(
+    session, model, settings_env
+):
     settings_env(max_tool_rounds=3)
     for i in range(2):
         model.reply_tool_calls(ToolCall("find_agent", {"query": f"round {i}"}), stream=True)
@@ -174,11 +189,19 @@ async def test_cancelling_mid_stream_saves_the_partial_answer_as_interrupted(ses
 
 
 # --- context window ------------------------------------------------------------------------------
-async def test_the_context_is_trimmed_oldest_first_keeping_tool_calls_with_their_results(session, model, settings_env):
+async def test_the_context_is_trimmed_oldest_first_keeping_tool_calls_with_their_results(
+    session, model, settings_env
+):
     settings_env(context_window_tokens=2_500, max_output_tokens=500)
     store = get_session_store()
-    old = [ChatMessage(role="user", content=f"old question {i} " + "blah " * 300) for i in range(10)]
-    call = {"id": "call_keep", "type": "function", "function": {"name": "find_agent", "arguments": "{}"}}
+    old = [
+        ChatMessage(role="user", content=f"old question {i} " + "blah " * 300) for i in range(10)
+    ]
+    call = {
+        "id": "call_keep",
+        "type": "function",
+        "function": {"name": "find_agent", "arguments": "{}"},
+    }
     recent = [
         ChatMessage(role="assistant", content=None, tool_calls=[call]),
         ChatMessage(role="tool", tool_call_id="call_keep", content='{"agents": []}'),

@@ -85,7 +85,9 @@ async def test_a_failed_turn_ends_failed_with_its_error_before_the_one_finish(di
     assert (await registry.get_task(task.task_id)).status == "failed"
 
 
-async def test_cancel_stops_the_turn_within_a_second_and_keeps_the_partial_answer(dispatched, model):
+async def test_cancel_stops_the_turn_within_a_second_and_keeps_the_partial_answer(
+    dispatched, model
+):
     model.slow_stream(200, text=" ".join(f"word{i}" for i in range(60)))
     session, task = await new_turn()
     worker = asyncio.create_task(run_job(dispatched.jobs[0]))
@@ -142,7 +144,10 @@ async def test_a_dispatch_failure_fails_the_task_with_a_reason(model):
     set_dispatcher(Broken())
     _, task = await new_turn()
     chunks = await stream_of(task.task_id)
-    assert chunks == [{"type": "error", "errorText": "The assistant could not be started. Please try again."}, {"type": "finish"}]
+    assert chunks == [
+        {"type": "error", "errorText": "The assistant could not be started. Please try again."},
+        {"type": "finish"},
+    ]
 
 
 async def test_tools_run_inside_the_worker_turn(dispatched, model):
@@ -162,7 +167,10 @@ async def test_a_turn_reports_its_time_to_first_chunk_and_chunk_count(dispatched
     _, task = await new_turn()
     await run_job(dispatched.jobs[0])
     recorded = metrics.metric_set
-    assert recorded["TimeToFirstChunk"]["Unit"] == "Milliseconds" and recorded["TimeToFirstChunk"]["Value"][0] > 0
+    assert (
+        recorded["TimeToFirstChunk"]["Unit"] == "Milliseconds"
+        and recorded["TimeToFirstChunk"]["Value"][0] > 0
+    )
     chunk_count = recorded["ChunksPerTask"]["Value"][0]
     entries = len(await stream_of(task.task_id))
     assert chunk_count >= entries - 1  # every chunk produced (merged deltas count one by one)

@@ -19,24 +19,36 @@ from tests.chat.test_worker import Recorder
 
 
 @pytest.mark.slow
-async def test_the_consumer_survives_a_redis_restart_and_goes_back_to_work(model, settings_env, tmp_path, caplog):
+async def test_the_consumer_survives_a_redis_restart_and_goes_back_to_work(
+    model, settings_env, tmp_path, caplog
+):
     server = EmbeddedRedis(data_dir=tmp_path / "redis", persist=True).start()
     try:
         settings_env(redis_url=server.url, redis_connect_timeout=0.3, redis_socket_timeout=1)
         reset_clients()
         set_dispatcher(Recorder())  # only the service processes completions here
         session = await get_session_store().create(None)
-        call = {"id": "c1", "type": "function", "function": {"name": "create_agent", "arguments": "{}"}}
+        call = {
+            "id": "c1",
+            "type": "function",
+            "function": {"name": "create_agent", "arguments": "{}"},
+        }
         await get_session_store().append_messages(
             session.session_id,
             [
                 ChatMessage(role="user", content="make me an agent"),
                 ChatMessage(role="assistant", tool_calls=[call]),
-                ChatMessage(role="tool", tool_call_id="c1", content='{"type": "operation_pending"}'),
+                ChatMessage(
+                    role="tool", tool_call_id="c1", content='{"type": "operation_pending"}'
+                ),
             ],
         )
         task = await registry.create_task(
-            session_id=session.session_id, user_id=None, tool_name="create_agent", tool_call_id="c1", claim_session=False
+            session_id=session.session_id,
+            user_id=None,
+            tool_name="create_agent",
+            tool_call_id="c1",
+            claim_session=False,
         )
         await registry.set_phase(task, "awaiting", 3600)
 
@@ -53,14 +65,19 @@ async def test_the_consumer_survives_a_redis_restart_and_goes_back_to_work(model
         server.start()  # ... and comes back on the same port with the same data
         await asyncio.wait_for(service.healthy.wait(), 15)
         model.reply_text("Back in business.", stream=True)
-        await publish_operation_complete(task.operation_id, task.task_id, success=True, result={"ok": True})
+        await publish_operation_complete(
+            task.operation_id, task.task_id, success=True, result={"ok": True}
+        )
         for _ in range(100):
             if (await registry.get_task(task.task_id)).status != "running":
                 break
             await asyncio.sleep(0.1)
         assert (await registry.get_task(task.task_id)).status == "completed"
         stored = await get_session_store().get(session.session_id, None)
-        assert stored.messages[2].content == '{"ok": true}' and stored.messages[-1].content == "Back in business."
+        assert (
+            stored.messages[2].content == '{"ok": true}'
+            and stored.messages[-1].content == "Back in business."
+        )
         await service.stop()
     finally:
         server.stop()

@@ -29,8 +29,12 @@ pytestmark = [pytest.mark.both, pytest.mark.redis7]
 async def start_agent_creation(api, model) -> dict:
     """A turn whose model calls create_agent; returns the operation_started output."""
     session = (await api.post("/api/chat/sessions")).json()["id"]
-    model.reply_tool_calls(ToolCall("create_agent", {"description": "Chase my unpaid invoices"}), stream=True)
-    response = await api.post(f"/api/chat/sessions/{session}/stream", json={"message": "Build me an invoice agent"})
+    model.reply_tool_calls(
+        ToolCall("create_agent", {"description": "Chase my unpaid invoices"}), stream=True
+    )
+    response = await api.post(
+        f"/api/chat/sessions/{session}/stream", json={"message": "Build me an invoice agent"}
+    )
     chunks = sse_chunks(response.text)
     assert_valid_turn(chunks)
     started = next(c for c in chunks if c["type"] == "tool-output-available")["output"]
@@ -59,7 +63,9 @@ async def test_a_delegated_turn_finishes_only_after_the_signed_webhook(api, mode
 
     model.reply_text("Your invoice agent is ready to use.", stream=True)
     agent = {"type": "agent_saved", "agent_id": "agent-42", "agent_name": "Invoice Chaser"}
-    assert (await webhook(api, op["operation_id"], {"success": True, "result": agent})).status_code == 202
+    assert (
+        await webhook(api, op["operation_id"], {"success": True, "result": agent})
+    ).status_code == 202
 
     chunks = await operation_stream(api, op["task_id"])  # ends when the continuation finished
     assert_valid_turn(chunks)
@@ -75,9 +81,13 @@ async def test_a_delegated_turn_finishes_only_after_the_signed_webhook(api, mode
     assert await get_redis().exists(keys.running_operation(tool_message["tool_call_id"])) == 0
 
 
-async def test_a_failed_operation_ends_with_a_tool_error_and_an_explanation(api, model, agent_generator):
+async def test_a_failed_operation_ends_with_a_tool_error_and_an_explanation(
+    api, model, agent_generator
+):
     op = await start_agent_creation(api, model)
-    response = await webhook(api, op["operation_id"], {"success": False, "error": "The blueprint was invalid."})
+    response = await webhook(
+        api, op["operation_id"], {"success": False, "error": "The blueprint was invalid."}
+    )
     assert response.status_code == 202
     chunks = await operation_stream(api, op["task_id"])
     assert_valid_turn(chunks)
@@ -90,7 +100,9 @@ async def test_a_failed_operation_ends_with_a_tool_error_and_an_explanation(api,
     assert json.loads(tool_message["content"]) == {"error": "The blueprint was invalid."}
 
 
-async def test_duplicate_and_repeated_webhooks_give_exactly_one_continuation(api, model, agent_generator):
+async def test_duplicate_and_repeated_webhooks_give_exactly_one_continuation(
+    api, model, agent_generator
+):
     op = await start_agent_creation(api, model)
     model.reply_text("Done, exactly once.", stream=True)
     payload = {"success": True, "result": {"agent_id": "a1"}}
@@ -104,7 +116,9 @@ async def test_duplicate_and_repeated_webhooks_give_exactly_one_continuation(api
     chunks = await operation_stream(api, op["task_id"])
     assert [c["type"] for c in chunks].count("tool-output-available") == 1
     assert text_of(chunks) == "Done, exactly once."
-    assert len([r for r in model.chat_requests if r.body.get("stream")]) == 2  # turn + one continuation
+    assert (
+        len([r for r in model.chat_requests if r.body.get("stream")]) == 2
+    )  # turn + one continuation
 
 
 # --- crashes, poison, stuck tasks ---------------------------------------------------------------
@@ -172,7 +186,9 @@ async def test_a_worker_killed_mid_turn_leaves_a_task_the_sweeper_fails(api, mod
     stored = await get_session_store().get(session, None)
     task = await start_turn(stored, "hi", None)
     assert await registry.claim_task(task.task_id, "worker-that-died") == "ok"
-    await registry.publish_chunks(task.task_id, [Start(), StartStep(), TextStart(id="t"), TextDelta(id="t", delta="Hel")])
+    await registry.publish_chunks(
+        task.task_id, [Start(), StartStep(), TextStart(id="t"), TextDelta(id="t", delta="Hel")]
+    )
     # ... and its lease runs out.
     await get_redis().hset(keys.task_meta(task.task_id), "lease_until", "1")
     await get_redis().zadd(keys.RUNNING_TASKS, {task.task_id: 1})
@@ -187,12 +203,16 @@ async def test_a_worker_killed_mid_turn_leaves_a_task_the_sweeper_fails(api, mod
     assert (await api.get(f"/api/chat/sessions/{session}")).json()["active_stream"] is None
 
 
-async def test_xautoclaim_follows_its_cursor_through_many_stale_entries(api, model, settings_env, quiet_dispatch):
+async def test_xautoclaim_follows_its_cursor_through_many_stale_entries(
+    api, model, settings_env, quiet_dispatch
+):
     settings_env(completions_claim_idle_ms=0, completions_batch_size=2)
     await consumer.ensure_group()
     for i in range(7):
         await get_redis().xadd(keys.COMPLETIONS, {"data": "not json"})
-    reply = await get_redis().xreadgroup(keys.COMPLETIONS_GROUP, "crashed", {keys.COMPLETIONS: ">"}, count=10)
+    reply = await get_redis().xreadgroup(
+        keys.COMPLETIONS_GROUP, "crashed", {keys.COMPLETIONS: ">"}, count=10
+    )
     assert len(reply[0][1]) == 7  # delivered to a consumer that died before acknowledging
     claimed, dead = await claim_stale("sweeper")
     assert (claimed, dead) == (7, 0)
@@ -206,20 +226,29 @@ async def test_unreadable_entries_and_unknown_tasks_are_acknowledged(api, model,
     ghost = {"operation_id": "op-x", "task_id": "task-x", "success": True}
     await get_redis().xadd(keys.COMPLETIONS, {"data": json.dumps(ghost)})
     outcomes = []
-    reply = await get_redis().xreadgroup(keys.COMPLETIONS_GROUP, "w", {keys.COMPLETIONS: ">"}, count=10)
+    reply = await get_redis().xreadgroup(
+        keys.COMPLETIONS_GROUP, "w", {keys.COMPLETIONS: ">"}, count=10
+    )
     for entry_id, fields in reply[0][1]:
         outcomes.append(await consumer.process_entry(entry_id, fields, "w"))
     assert outcomes == ["unreadable", "unreadable", "unknown-task"]
     assert (await get_redis().xpending(keys.COMPLETIONS, keys.COMPLETIONS_GROUP))["pending"] == 0
 
 
-async def test_idle_consumers_with_nothing_pending_are_deleted(api, model, settings_env, quiet_dispatch):
+async def test_idle_consumers_with_nothing_pending_are_deleted(
+    api, model, settings_env, quiet_dispatch
+):
     await consumer.ensure_group()
     await get_redis().xadd(keys.COMPLETIONS, {"data": "x"})
-    await get_redis().xreadgroup(keys.COMPLETIONS_GROUP, "holds-one", {keys.COMPLETIONS: ">"}, count=1)
+    await get_redis().xreadgroup(
+        keys.COMPLETIONS_GROUP, "holds-one", {keys.COMPLETIONS: ">"}, count=1
+    )
     await get_redis().xgroup_createconsumer(keys.COMPLETIONS, keys.COMPLETIONS_GROUP, "idle-empty")
     settings_env(consumer_idle_delete_ms=0, completions_claim_idle_ms=3_600_000)
     report = await sweep(consumer="the-sweeper")
-    names = {c["name"] for c in await get_redis().xinfo_consumers(keys.COMPLETIONS, keys.COMPLETIONS_GROUP)}
+    names = {
+        c["name"]
+        for c in await get_redis().xinfo_consumers(keys.COMPLETIONS, keys.COMPLETIONS_GROUP)
+    }
     assert "idle-empty" not in names and "holds-one" in names
     assert report.deleted_consumers == 1

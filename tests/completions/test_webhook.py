@@ -20,7 +20,11 @@ pytestmark = pytest.mark.both
 async def operation(api, settings_env):
     settings_env(webhook_secret=WEBHOOK_SECRET)
     task = await registry.create_task(
-        session_id="s-webhook", user_id="u1", tool_name="create_agent", tool_call_id="call_w", claim_session=False
+        session_id="s-webhook",
+        user_id="u1",
+        tool_name="create_agent",
+        tool_call_id="call_w",
+        claim_session=False,
     )
     await registry.set_phase(task, "awaiting", 3600)
     return task
@@ -41,21 +45,37 @@ async def queued() -> int:
 
 async def test_an_accepted_completion_is_queued_durably(api, operation, monkeypatch):
     woken = []
-    monkeypatch.setattr("chat_core.completions.inbox.wake_worker", lambda: asyncio.sleep(0, woken.append(1)))
-    response = await post(api, operation.operation_id, {"success": True, "result": {"agent_id": "a1"}})
+    monkeypatch.setattr(
+        "chat_core.completions.inbox.wake_worker", lambda: asyncio.sleep(0, woken.append(1))
+    )
+    response = await post(
+        api, operation.operation_id, {"success": True, "result": {"agent_id": "a1"}}
+    )
     assert response.status_code == 202
-    assert response.json() == {"status": "accepted", "operation_id": operation.operation_id, "task_id": operation.task_id}
+    assert response.json() == {
+        "status": "accepted",
+        "operation_id": operation.operation_id,
+        "task_id": operation.task_id,
+    }
     [(_, fields)] = await get_redis().xrange(keys.COMPLETIONS)
     entry = json.loads(fields["data"])
-    assert (entry["operation_id"], entry["success"], entry["result"]) == (operation.operation_id, True, {"agent_id": "a1"})
+    assert (entry["operation_id"], entry["success"], entry["result"]) == (
+        operation.operation_id,
+        True,
+        {"agent_id": "a1"},
+    )
     assert woken == [1]
 
 
-async def test_a_repeated_webhook_id_gets_the_first_answer_and_changes_nothing(api, operation, monkeypatch):
+async def test_a_repeated_webhook_id_gets_the_first_answer_and_changes_nothing(
+    api, operation, monkeypatch
+):
     monkeypatch.setattr("chat_core.completions.inbox.wake_worker", lambda: asyncio.sleep(0))
     body = json.dumps({"success": True}).encode()
     headers = signed_headers(body, webhook_id="msg_repeat")
-    answers = await asyncio.gather(*(api.post(url(operation.operation_id), content=body, headers=headers) for _ in range(10)))
+    answers = await asyncio.gather(
+        *(api.post(url(operation.operation_id), content=body, headers=headers) for _ in range(10))
+    )
     assert {a.status_code for a in answers} == {202}
     assert len({a.text for a in answers}) == 1
     assert await queued() == 1
@@ -72,9 +92,24 @@ async def test_no_secret_configured_answers_503(api, operation, settings_env):
     ("case", "headers"),
     [
         ("missing", lambda body: {"content-type": "application/json"}),
-        ("another secret", lambda body: signed_headers(body, secret="whsec_" + "b3RoZXItc2VjcmV0LW90aGVyLXNlY3JldA==")),
-        ("stale", lambda body: signed_headers(body, timestamp=datetime.now(timezone.utc) - timedelta(minutes=6))),
-        ("from the future", lambda body: signed_headers(body, timestamp=datetime.now(timezone.utc) + timedelta(minutes=6))),
+        (
+            "another secret",
+            lambda body: signed_headers(
+                body, secret="whsec_" + "b3RoZXItc2VjcmV0LW90aGVyLXNlY3JldA=="
+            ),
+        ),
+        (
+            "stale",
+            lambda body: signed_headers(
+                body, timestamp=datetime.now(timezone.utc) - timedelta(minutes=6)
+            ),
+        ),
+        (
+            "from the future",
+            lambda body: signed_headers(
+                body, timestamp=datetime.now(timezone.utc) + timedelta(minutes=6)
+            ),
+        ),
         ("tampered", lambda body: signed_headers(b'{"success": false}')),
     ],
 )

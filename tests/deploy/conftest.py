@@ -374,7 +374,9 @@ def stand_ins(redis_target: Any) -> dict[str, str]:
         "CHAT_LLM_API_KEY": os.environ.get("CHAT_LLM_API_KEY", "test-key"),
         "CHAT_LLM_BASE_URL": os.environ.get("CHAT_LLM_BASE_URL", "http://127.0.0.1:9/v1"),
         "CHAT_PUBLIC_BASE_URL": PUBLIC_BASE_URL,
-        "CHAT_JWT_JWKS_URL": os.environ.get("CHAT_JWT_JWKS_URL", "https://issuer.example/.well-known/jwks.json"),
+        "CHAT_JWT_JWKS_URL": os.environ.get(
+            "CHAT_JWT_JWKS_URL", "https://issuer.example/.well-known/jwks.json"
+        ),
         "CHAT_JWT_ISSUER": os.environ.get("CHAT_JWT_ISSUER", "https://issuer.example/"),
         "CHAT_JWT_AUDIENCE": os.environ.get("CHAT_JWT_AUDIENCE", "chat-api"),
     }

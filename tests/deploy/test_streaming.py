@@ -141,17 +141,25 @@ def issuer(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeIssuer]:
         yield provider
 
 
-async def test_the_streaming_url_verifies_users_tokens_itself(issuer: FakeIssuer, streaming_function: str) -> None:
+async def test_the_streaming_url_verifies_users_tokens_itself(
+    issuer: FakeIssuer, streaming_function: str
+) -> None:
     """No authorizer stands in front of a Function URL: the app checks the issuer's signature."""
     task = await registry.create_task(session_id="s-owned", user_id="user-9")
     await registry.publish_chunks(task.task_id, [Start(message_id="m1")])
     await registry.mark_task_completed(task.task_id, "completed")
     path = f"/api/chat/tasks/{task.task_id}/stream"
     async with httpx.AsyncClient(base_url=streaming_function, timeout=15) as client:
-        owner = await client.get(path, headers={"authorization": f"Bearer {issuer.token('user-9')}"})
-        other = await client.get(path, headers={"authorization": f"Bearer {issuer.token('user-1')}"})
+        owner = await client.get(
+            path, headers={"authorization": f"Bearer {issuer.token('user-9')}"}
+        )
+        other = await client.get(
+            path, headers={"authorization": f"Bearer {issuer.token('user-1')}"}
+        )
         anonymous = await client.get(path)
-        forged = await client.get(path, headers={"authorization": f"Bearer {issuer.token('user-9', kid='nope')}"})
+        forged = await client.get(
+            path, headers={"authorization": f"Bearer {issuer.token('user-9', kid='nope')}"}
+        )
     assert owner.status_code == 200 and SseBody.parse(owner.text).types == ["start", "finish"]
     assert other.status_code == anonymous.status_code == 404
     assert forged.status_code == 401

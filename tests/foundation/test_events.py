@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from chat_core.events import AsyncEventBus, EventBus, PayloadTooLarge
 from chat_core.redis_client import get_redis, is_cluster
 
+
 def on_every_topology(test):
     return pytest.mark.both(pytest.mark.redis7(test))
 
@@ -117,7 +118,9 @@ async def test_close_ends_the_listeners(redis_target):
 
 @on_every_topology
 async def test_a_failed_publish_is_logged_not_raised(redis_target, settings_env, caplog):
-    settings_env(redis_url="redis://127.0.0.1:1", redis_connect_timeout=0.2, redis_mode="standalone")
+    settings_env(
+        redis_url="redis://127.0.0.1:1", redis_connect_timeout=0.2, redis_mode="standalone"
+    )
     bus = AsyncEventBus("notes", Note)
     with caplog.at_level(logging.ERROR):
         await bus.publish_event(Note(session_id="s", text="lost"), "user-1")

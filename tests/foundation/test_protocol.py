@@ -39,7 +39,10 @@ EXPECTED = [
     (c.FinishStep(), {"type": "finish-step"}),
     (c.Finish(), {"type": "finish"}),
     (c.Error(error_text="Something broke"), {"type": "error", "errorText": "Something broke"}),
-    (c.Data(type="data-usage", data={"totalTokens": 3}), {"type": "data-usage", "data": {"totalTokens": 3}}),
+    (
+        c.Data(type="data-usage", data={"totalTokens": 3}),
+        {"type": "data-usage", "data": {"totalTokens": 3}},
+    ),
     (
         c.Data(type="data-task", data={"taskId": "t"}, id="x"),
         {"type": "data-task", "data": {"taskId": "t"}, "id": "x"},

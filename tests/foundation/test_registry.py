@@ -127,7 +127,9 @@ async def test_publishing_to_a_finished_task_is_refused(redis_target):
 
 
 # --- complete ---------------------------------------------------------------------------------
-async def test_completion_appends_exactly_one_finish_and_a_second_call_changes_nothing(redis_target):
+async def test_completion_appends_exactly_one_finish_and_a_second_call_changes_nothing(
+    redis_target,
+):
     task = await new_task()
     await registry.publish_chunks(task.task_id, [c.Start(), c.StartStep(), c.FinishStep()])
     assert await registry.mark_task_completed(task.task_id, "completed") is True
@@ -276,7 +278,9 @@ async def test_an_operation_result_is_applied_once(redis_target):
     task = await new_task()
     await registry.set_phase(task, "awaiting", seconds=60)
     output = c.ToolOutputAvailable(tool_call_id="call", output={"ok": True})
-    results = await asyncio.gather(*(registry.apply_operation_result(task, [output]) for _ in range(10)))
+    results = await asyncio.gather(
+        *(registry.apply_operation_result(task, [output]) for _ in range(10))
+    )
     assert sorted(results) == ["applied"] + ["duplicate"] * 9
     assert await stream_types(task.task_id) == ["tool-output-available"]
     stored = await registry.get_task(task.task_id)
@@ -344,7 +348,9 @@ async def test_live_subscribers_see_every_chunk_once_in_order(redis_target):
     readers = [asyncio.create_task(drain(s)) for s in subs]
     published = []
     for i in range(30):
-        published += await registry.publish_chunks(task.task_id, [c.TextDelta(id="t", delta=str(i))])
+        published += await registry.publish_chunks(
+            task.task_id, [c.TextDelta(id="t", delta=str(i))]
+        )
         await asyncio.sleep(0.005)
     await registry.mark_task_completed(task.task_id)
     for reader, sub in zip(readers, subs):
@@ -357,7 +363,9 @@ async def test_live_subscribers_see_every_chunk_once_in_order(redis_target):
 async def test_a_reader_that_stops_reading_does_not_grow_memory(redis_target, settings_env):
     settings_env(subscriber_queue_size=20, subscriber_put_timeout_seconds=0.3)
     task = await new_task()
-    ids = await registry.publish_chunks(task.task_id, [c.TextDelta(id="t", delta=str(i)) for i in range(5)])
+    ids = await registry.publish_chunks(
+        task.task_id, [c.TextDelta(id="t", delta=str(i)) for i in range(5)]
+    )
     sub = registry.subscribe(task.task_id, "0-0")
     delivered = [await sub.next(timeout=5) for _ in range(5)]
     assert [e.id for e in delivered] == ids
@@ -394,4 +402,6 @@ async def test_unsubscribing_cancels_the_listener_without_leaks(redis_target):
     for sub in subs:
         await sub.close()
     assert all(t.done() for t in listeners)
-    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("listen:") and not t.done()]
+    assert not [
+        t for t in asyncio.all_tasks() if t.get_name().startswith("listen:") and not t.done()
+    ]

@@ -19,7 +19,9 @@ DOMAINS = {
 
 
 async def find(query: str, limit: int | None = None) -> dict:
-    args = FindAgent.Args(query=query) if limit is None else FindAgent.Args(query=query, limit=limit)
+    args = (
+        FindAgent.Args(query=query) if limit is None else FindAgent.Args(query=query, limit=limit)
+    )
     return await FindAgent().run(CTX, args)
 
 

@@ -77,7 +77,9 @@ class _BaseEventBus(Generic[M]):
                 self._channel(channel_key),
                 self.max_message_bytes,
             )
-            placeholder = PayloadTooLarge(original_size_bytes=size, max_size_bytes=self.max_message_bytes)
+            placeholder = PayloadTooLarge(
+                original_size_bytes=size, max_size_bytes=self.max_message_bytes
+            )
             message = self.Message(payload=placeholder).model_dump_json()
         return message, self._channel(channel_key)
 
@@ -230,7 +232,9 @@ class EventBus(_BaseEventBus[M]):
         finally:
             polls.close()
 
-    def _poll(self, channel_key: str, wait: Any = lambda: 1.0) -> Iterator[M | PayloadTooLarge | None]:
+    def _poll(
+        self, channel_key: str, wait: Any = lambda: 1.0
+    ) -> Iterator[M | PayloadTooLarge | None]:
         """Events as they come, and None each time a wait of `wait()` seconds passes empty."""
         pubsub = get_sync_redis().pubsub()
         subscribe, receive = self._subscription(pubsub, channel_key, self._sharded_mode())

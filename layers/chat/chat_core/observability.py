@@ -27,7 +27,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "chat")
 
 logger = Logger(service=SERVICE)
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ChatStreaming"), service=SERVICE)
+metrics = Metrics(
+    namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ChatStreaming"), service=SERVICE
+)
 tracer = Tracer(service=SERVICE)
 
 

@@ -71,7 +71,9 @@ class ChunkPublisher:
                 await self._wake.wait()
                 self._wake.clear()
                 while self._pending:
-                    wait = self._last_delta_write + self._spacing - asyncio.get_running_loop().time()
+                    wait = (
+                        self._last_delta_write + self._spacing - asyncio.get_running_loop().time()
+                    )
                     if wait > 0:
                         await asyncio.sleep(wait)
                     await self.flush()

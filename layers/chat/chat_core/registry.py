@@ -283,6 +283,7 @@ return 0
 """
 )
 
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -386,7 +387,11 @@ async def hand_over_session(session_id: str, from_task_id: str, to_task_id: str)
     it back."""
     holder = await _CLAIM_SESSION(
         keys=[keys.session_active_task(session_id)],
-        args=[to_task_id, _ttl_ms() + get_settings().operation_timeout_seconds * 1000, from_task_id],
+        args=[
+            to_task_id,
+            _ttl_ms() + get_settings().operation_timeout_seconds * 1000,
+            from_task_id,
+        ],
     )
     return holder is None
 

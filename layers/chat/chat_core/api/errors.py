@@ -25,10 +25,17 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
 
 SESSION_NOT_FOUND = ApiError(404, "SESSION_NOT_FOUND", "No such chat session.")
 TASK_NOT_FOUND = ApiError(404, "TASK_NOT_FOUND", "No such task.")
-TASK_EXPIRED = ApiError(410, "TASK_EXPIRED", "This task has expired; its stream can no longer be replayed.")
+TASK_EXPIRED = ApiError(
+    410, "TASK_EXPIRED", "This task has expired; its stream can no longer be replayed."
+)
 UNAUTHENTICATED = ApiError(401, "UNAUTHENTICATED", "Sign in to do this.")
 
-_STATUS_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "BODY_TOO_LARGE"}
+_STATUS_CODES = {
+    400: "BAD_REQUEST",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "BODY_TOO_LARGE",
+}
 
 
 def install_error_handlers(app: FastAPI) -> None:

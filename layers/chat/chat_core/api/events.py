@@ -31,7 +31,9 @@ async def session_events(
 ) -> EventSourceResponse:
     if user_id is None:
         if not session_id:
-            raise ApiError(401, "UNAUTHENTICATED", "Sign in, or name the session to follow with ?session_id=.")
+            raise ApiError(
+                401, "UNAUTHENTICATED", "Sign in, or name the session to follow with ?session_id=."
+            )
         await load_session(session_id, None)
     return EventSourceResponse(
         _events(user_id, session_id), headers={"Cache-Control": "no-cache"}, ping=0, sep=sse.SEP
@@ -40,7 +42,11 @@ async def session_events(
 
 async def _events(user_id: str | None, session_id: str | None) -> AsyncIterator[ServerSentEvent]:
     settings = get_settings()
-    budget = settings.long_poll_seconds if settings.read_mode == "buffered" else settings.stream_budget_seconds
+    budget = (
+        settings.long_poll_seconds
+        if settings.read_mode == "buffered"
+        else settings.stream_budget_seconds
+    )
     events = listen(user_id, session_id)
     next_event = None
     loop = asyncio.get_running_loop()
@@ -49,12 +55,16 @@ async def _events(user_id: str | None, session_id: str | None) -> AsyncIterator[
     try:
         while (remaining := deadline - loop.time()) > 0:
             next_event = next_event or asyncio.ensure_future(anext(events))
-            done, _ = await asyncio.wait({next_event}, timeout=min(settings.heartbeat_seconds, remaining))
+            done, _ = await asyncio.wait(
+                {next_event}, timeout=min(settings.heartbeat_seconds, remaining)
+            )
             if not done:
                 yield sse.HEARTBEAT
                 continue
             event, next_event = next_event.result(), None
-            yield ServerSentEvent(data=event.model_dump_json(exclude_none=True), event="session", sep=sse.SEP)
+            yield ServerSentEvent(
+                data=event.model_dump_json(exclude_none=True), event="session", sep=sse.SEP
+            )
     finally:
         if next_event is not None:
             next_event.cancel()

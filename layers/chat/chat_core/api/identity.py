@@ -29,7 +29,11 @@ from .errors import ApiError
 def _gateway_claims(request: Request) -> dict[str, Any] | None:
     event = request.scope.get("aws.event")
     context = event.get("requestContext") if isinstance(event, dict) else None
-    if context is None and os.environ.get("AWS_LAMBDA_EXEC_WRAPPER") and "x-amzn-request-context" in request.headers:
+    if (
+        context is None
+        and os.environ.get("AWS_LAMBDA_EXEC_WRAPPER")
+        and "x-amzn-request-context" in request.headers
+    ):
         try:
             context = json.loads(request.headers["x-amzn-request-context"])
         except json.JSONDecodeError:
@@ -58,7 +62,9 @@ def current_user_id(request: Request) -> str | None:
             key, algorithms = secret, ["HS256"]
         else:
             raise ApiError(
-                503, "JWT_NOT_CONFIGURED", "This server cannot verify tokens: set CHAT_JWT_JWKS_URL or CHAT_JWT_SECRET."
+                503,
+                "JWT_NOT_CONFIGURED",
+                "This server cannot verify tokens: set CHAT_JWT_JWKS_URL or CHAT_JWT_SECRET.",
             )
         claims = jwt.decode(
             token,
@@ -71,7 +77,9 @@ def current_user_id(request: Request) -> str | None:
     except jwt.ExpiredSignatureError as exc:
         raise ApiError(401, "TOKEN_EXPIRED", "The token has expired.") from exc
     except jwt.PyJWKClientConnectionError as exc:
-        raise ApiError(503, "JWKS_UNAVAILABLE", "The identity provider's keys could not be fetched.") from exc
+        raise ApiError(
+            503, "JWKS_UNAVAILABLE", "The identity provider's keys could not be fetched."
+        ) from exc
     except (jwt.InvalidTokenError, jwt.PyJWKClientError) as exc:  # or a key id nobody publishes
         raise ApiError(401, "INVALID_TOKEN", f"The token is not valid: {exc}.") from exc
     return str(claims["sub"])

@@ -62,13 +62,21 @@ class BodyLimit:
 
 async def _refuse(send: Send, limit: int) -> None:
     body = json.dumps(
-        {"detail": {"code": "BODY_TOO_LARGE", "message": f"The request body exceeds {limit} bytes."}}
+        {
+            "detail": {
+                "code": "BODY_TOO_LARGE",
+                "message": f"The request body exceeds {limit} bytes.",
+            }
+        }
     ).encode()
     await send(
         {
             "type": "http.response.start",
             "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})

@@ -33,7 +33,9 @@ def resolve_cursor(request: Request, last_message_id: str | None) -> str:
     """`?last_message_id=` wins over `Last-Event-ID`; neither means from the beginning."""
     cursor = last_message_id or request.headers.get("last-event-id") or "0-0"
     if not _ENTRY_ID.match(cursor):
-        raise ApiError(422, "INVALID_CURSOR", f"{cursor!r} is not a stream entry id like 1732200000000-0.")
+        raise ApiError(
+            422, "INVALID_CURSOR", f"{cursor!r} is not a stream entry id like 1732200000000-0."
+        )
     return cursor if "-" in cursor else f"{cursor}-0"
 
 
@@ -45,7 +47,9 @@ async def task_events(task_id: str, cursor: str) -> AsyncIterator[ServerSentEven
     settings = get_settings()
     buffered = settings.read_mode == "buffered"
     loop_time = asyncio.get_running_loop().time
-    deadline = loop_time() + (settings.long_poll_seconds if buffered else settings.stream_budget_seconds)
+    deadline = loop_time() + (
+        settings.long_poll_seconds if buffered else settings.stream_budget_seconds
+    )
     async with registry.subscribe(task_id, cursor) as subscription:
         while (remaining := deadline - loop_time()) > 0:
             try:

@@ -1,10 +1,10 @@
 """Session CRUD: create, list, get (with the active stream), delete, assign to a user.
 
-    POST   /api/chat/sessions                     → {id, created_at, user_id}
-    GET    /api/chat/sessions?limit&offset        → {sessions: [...], total}   (signed in)
-    GET    /api/chat/sessions/{id}                → session, messages, active_stream
-    DELETE /api/chat/sessions/{id}                → 204
-    PATCH  /api/chat/sessions/{id}/assign-user    → the anonymous session becomes yours
+POST   /api/chat/sessions                     → {id, created_at, user_id}
+GET    /api/chat/sessions?limit&offset        → {sessions: [...], total}   (signed in)
+GET    /api/chat/sessions/{id}                → session, messages, active_stream
+DELETE /api/chat/sessions/{id}                → 204
+PATCH  /api/chat/sessions/{id}/assign-user    → the anonymous session becomes yours
 """
 
 from __future__ import annotations
@@ -48,7 +48,12 @@ async def list_sessions(
     summaries, total = await get_session_store().list_sessions(user_id, limit, offset)
     return {
         "sessions": [
-            {"id": s.session_id, "title": s.title, "created_at": s.created_at, "updated_at": s.updated_at}
+            {
+                "id": s.session_id,
+                "title": s.title,
+                "created_at": s.created_at,
+                "updated_at": s.updated_at,
+            }
             for s in summaries
         ],
         "total": total,

@@ -64,10 +64,16 @@ class ChatRequest(BaseModel):
 def _check_length(message: str) -> None:
     limit = get_settings().max_message_chars
     if len(message) > limit:
-        raise ApiError(413, "MESSAGE_TOO_LARGE", f"The message is {len(message)} characters; the limit is {limit}.")
+        raise ApiError(
+            413,
+            "MESSAGE_TOO_LARGE",
+            f"The message is {len(message)} characters; the limit is {limit}.",
+        )
 
 
-async def _start(session_id: str, user_id: str | None, message: str | None, **options: Any) -> Response:
+async def _start(
+    session_id: str, user_id: str | None, message: str | None, **options: Any
+) -> Response:
     session = await load_session(session_id, user_id)
     try:
         task = await start_turn(session, message, user_id, **options)
@@ -87,7 +93,11 @@ async def stream_turn(session_id: SessionId, body: StreamRequest, user_id: UserI
     _check_length(body.message)
     context = body.context.model_dump(exclude_none=True) if body.context else None
     return await _start(
-        session_id, user_id, body.message, is_user_message=body.is_user_message, context=context or None
+        session_id,
+        user_id,
+        body.message,
+        is_user_message=body.is_user_message,
+        context=context or None,
     )
 
 

@@ -65,7 +65,9 @@ async def cancel(task_id: TaskId, user_id: UserId) -> dict[str, str]:
     return {"task_id": task_id, "status": await cancel_task(task)}
 
 
-async def _resume(session_id: str, request: Request, user_id: str | None, last_message_id: str | None) -> Response:
+async def _resume(
+    session_id: str, request: Request, user_id: str | None, last_message_id: str | None
+) -> Response:
     await load_session(session_id, user_id)
     cursor = resolve_cursor(request, last_message_id)
     task, _ = await registry.get_active_task_for_session(session_id, user_id)

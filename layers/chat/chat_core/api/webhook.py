@@ -38,11 +38,17 @@ class CompletionBody(BaseModel):
 def _verifier() -> Webhook:
     secret = get_settings().secret("webhook_secret")
     if not secret:
-        raise ApiError(503, "WEBHOOK_NOT_CONFIGURED", "This server has no webhook secret (CHAT_WEBHOOK_SECRET).")
+        raise ApiError(
+            503,
+            "WEBHOOK_NOT_CONFIGURED",
+            "This server has no webhook secret (CHAT_WEBHOOK_SECRET).",
+        )
     try:
         return Webhook(secret)
     except Exception as exc:
-        raise ApiError(503, "WEBHOOK_NOT_CONFIGURED", "CHAT_WEBHOOK_SECRET is not a valid whsec_ secret.") from exc
+        raise ApiError(
+            503, "WEBHOOK_NOT_CONFIGURED", "CHAT_WEBHOOK_SECRET is not a valid whsec_ secret."
+        ) from exc
 
 
 @router.post("/operations/{operation_id}/complete", status_code=202)
@@ -54,7 +60,9 @@ async def complete_operation(
     try:
         verifier.verify(raw, dict(request.headers), json_parse=False)
     except (WebhookVerificationError, ValueError) as exc:
-        raise ApiError(401, "INVALID_SIGNATURE", f"The webhook signature was not accepted: {exc}.") from exc
+        raise ApiError(
+            401, "INVALID_SIGNATURE", f"The webhook signature was not accepted: {exc}."
+        ) from exc
     try:
         body = CompletionBody.model_validate_json(raw)
     except ValidationError as exc:
@@ -70,5 +78,7 @@ async def complete_operation(
             error=body.error,
         )
     except UnknownOperation as exc:
-        raise ApiError(404, "OPERATION_NOT_FOUND", "No operation with this id is waiting for a result.") from exc
+        raise ApiError(
+            404, "OPERATION_NOT_FOUND", "No operation with this id is waiting for a result."
+        ) from exc
     return JSONResponse(answer.body, status_code=answer.status)

@@ -90,7 +90,9 @@ def _repair(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _close(open_calls: list[str]) -> list[dict[str, Any]]:
-    return [{"role": "tool", "tool_call_id": c, "content": _INTERRUPTED_TOOL_RESULT} for c in open_calls]
+    return [
+        {"role": "tool", "tool_call_id": c, "content": _INTERRUPTED_TOOL_RESULT} for c in open_calls
+    ]
 
 
 def _units(history: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -129,7 +131,9 @@ def _trim_largest(messages: list[dict[str, Any]], excess_tokens: int) -> list[di
             continue
         keep = (len(content) - cut_chars) // 2
         message["content"] = (
-            content[:keep] + f"\n[… {cut_chars} characters left out …]\n" + content[len(content) - keep :]
+            content[:keep]
+            + f"\n[… {cut_chars} characters left out …]\n"
+            + content[len(content) - keep :]
         )
         excess_tokens -= cut_chars // 4
     return trimmed

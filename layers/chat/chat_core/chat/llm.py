@@ -77,7 +77,9 @@ def _retry_after(exc: BaseException | None) -> float | None:
 
 def user_message_for(exc: BaseException) -> str:
     if isinstance(exc, openai.RateLimitError):
-        return "The AI model is receiving too many requests right now. Please try again in a minute."
+        return (
+            "The AI model is receiving too many requests right now. Please try again in a minute."
+        )
     if isinstance(exc, (openai.APIConnectionError, httpx.TransportError)):
         return "The AI model could not be reached. Please try again shortly."
     if isinstance(exc, openai.AuthenticationError):

@@ -69,7 +69,9 @@ async def start(
         return ToolOutputError(tool_call_id=tool_call_id, error_text=str(exc))
 
     guard_ttl = settings.operation_timeout_seconds + settings.dispatch_grace_seconds
-    if not await get_redis().set(running_operation(tool_call_id), turn_task_id, nx=True, ex=guard_ttl):
+    if not await get_redis().set(
+        running_operation(tool_call_id), turn_task_id, nx=True, ex=guard_ttl
+    ):
         in_progress = {
             "type": "operation_in_progress",
             "tool_name": tool.name,
@@ -93,11 +95,17 @@ async def start(
             StartStep(),
             ToolInputStart(tool_call_id=tool_call_id, tool_name=tool.name),
             ToolInputAvailable(
-                tool_call_id=tool_call_id, tool_name=tool.name, input=args.model_dump(exclude_none=True)
+                tool_call_id=tool_call_id,
+                tool_name=tool.name,
+                input=args.model_dump(exclude_none=True),
             ),
         ],
     )
-    ids = {"operation_id": operation.operation_id, "task_id": operation.task_id, "tool_name": tool.name}
+    ids = {
+        "operation_id": operation.operation_id,
+        "task_id": operation.task_id,
+        "tool_name": tool.name,
+    }
     # Saved before the external call: its webhook may arrive before that call returns.
     await answer({"type": "operation_pending", **ids, "message": f"{tool.name} is running."})
     try:
@@ -133,7 +141,9 @@ async def _launch(tool: Tool, args: Any, operation: registry.ActiveTask, turn_ta
 
 async def _abort(operation: registry.ActiveTask, turn_task_id: str, error: str) -> None:
     """The operation never started: end its task failed and leave nothing running."""
-    await registry.mark_task_completed(operation.task_id, "failed", error, closing=unfinished_call(operation, error))
+    await registry.mark_task_completed(
+        operation.task_id, "failed", error, closing=unfinished_call(operation, error)
+    )
     await registry.hand_over_session(operation.session_id, operation.task_id, turn_task_id)
     await abandon(operation, error)
 
@@ -149,7 +159,9 @@ async def abandon(task: registry.ActiveTask, error: str) -> None:
     duplicate-run guard goes. Nothing to do for a chat turn or a result already saved."""
     if not task.is_operation or task.result_applied:
         return
-    await get_session_store().update_tool_message(task.session_id, task.tool_call_id, json.dumps({"error": error}))
+    await get_session_store().update_tool_message(
+        task.session_id, task.tool_call_id, json.dumps({"error": error})
+    )
     await release_guard(task.tool_call_id)
 
 
@@ -170,13 +182,17 @@ def result_message(success: bool, result: Any, error: str | None) -> str:
     return json.dumps({"error": error or "The operation failed."})
 
 
-async def save_result(task: registry.ActiveTask, success: bool, result: Any, error: str | None) -> None:
+async def save_result(
+    task: registry.ActiveTask, success: bool, result: Any, error: str | None
+) -> None:
     """The pending tool message becomes the result, and the guard is released. Idempotent."""
     updated = await get_session_store().update_tool_message(
         task.session_id, task.tool_call_id, result_message(success, result, error)
     )
     if not updated:
-        logger.warning("no pending tool message %s in session %s", task.tool_call_id, task.session_id)
+        logger.warning(
+            "no pending tool message %s in session %s", task.tool_call_id, task.session_id
+        )
     await release_guard(task.tool_call_id)
 
 

@@ -47,7 +47,10 @@ async def build_system_prompt(user_id: str | None, context: dict[str, Any] | Non
 
 async def _langfuse_prompt(users_information: str) -> str | None:
     settings = get_settings()
-    public_key, secret_key = settings.secret("langfuse_public_key"), settings.secret("langfuse_secret_key")
+    public_key, secret_key = (
+        settings.secret("langfuse_public_key"),
+        settings.secret("langfuse_secret_key"),
+    )
     if not (public_key and secret_key):
         return None
     try:

@@ -125,7 +125,9 @@ class _Turn:
         self.session: ChatSession | None = None
         self.step = _Step()
         self.step_open = False
-        self.usage = Usage(prompt_tokens=0, completion_tokens=0, total_tokens=0, model=self.settings.model)
+        self.usage = Usage(
+            prompt_tokens=0, completion_tokens=0, total_tokens=0, model=self.settings.model
+        )
         # The tool schemas travel with every call that offers them, so they use context too.
         self._tools_tokens = estimate_tokens(json.dumps(tools.openai_tools()))
 
@@ -175,7 +177,8 @@ class _Turn:
         title = await generate_title(message)
         if await self.store.update_title(self.session_id, title):
             await notify(
-                self.user_id, SessionEvent(type="title_changed", session_id=self.session_id, title=title)
+                self.user_id,
+                SessionEvent(type="title_changed", session_id=self.session_id, title=title),
             )
 
     async def _append(self, *messages: ChatMessage) -> None:
@@ -222,7 +225,9 @@ class _Turn:
             if not continue_after:
                 return
 
-    async def _model_step(self, messages: list[dict[str, Any]], offer_tools: bool) -> AsyncIterator[Chunk]:
+    async def _model_step(
+        self, messages: list[dict[str, Any]], offer_tools: bool
+    ) -> AsyncIterator[Chunk]:
         attempt = 0
         while True:
             shown = False
@@ -238,7 +243,9 @@ class _Turn:
                 if not retryable or attempt >= self.settings.llm_max_retries:
                     logger.warning("model call failed for good: %r", exc)
                     if isinstance(exc, _BrokenStream):
-                        raise TurnFailed("The AI model's answer was cut off. Please try again.") from exc
+                        raise TurnFailed(
+                            "The AI model's answer was cut off. Please try again."
+                        ) from exc
                     raise TurnFailed(user_message_for(exc)) from exc
                 logger.info("model call failed (%r); retry %d", exc, attempt + 1)
                 if shown:
@@ -257,12 +264,16 @@ class _Turn:
         for call in self.step.calls.values():
             if call.announced:
                 closing.append(
-                    ToolOutputError(tool_call_id=call.id, error_text="The answer was interrupted; retrying.")
+                    ToolOutputError(
+                        tool_call_id=call.id, error_text="The answer was interrupted; retrying."
+                    )
                 )
         self.step = _Step()
         return [*closing, FinishStep(), StartStep()]
 
-    async def _call_model(self, messages: list[dict[str, Any]], offer_tools: bool) -> AsyncIterator[Chunk]:
+    async def _call_model(
+        self, messages: list[dict[str, Any]], offer_tools: bool
+    ) -> AsyncIterator[Chunk]:
         request: dict[str, Any] = {
             "model": self.settings.model,
             "messages": messages,
@@ -327,9 +338,14 @@ class _Turn:
             call.id = f"call-{uuid.uuid4().hex[:12]}"
         if not call.announced:
             yield ToolInputStart(tool_call_id=call.id, tool_name=call.name)
-        yield ToolInputAvailable(tool_call_id=call.id, tool_name=call.name, input=_parsed(call.arguments))
+        yield ToolInputAvailable(
+            tool_call_id=call.id, tool_name=call.name, input=_parsed(call.arguments)
+        )
         ctx = ToolContext(
-            session_id=self.session_id, user_id=self.user_id, task_id=self.task_id, tool_call_id=call.id
+            session_id=self.session_id,
+            user_id=self.user_id,
+            task_id=self.task_id,
+            tool_call_id=call.id,
         )
         tool = self.tools.get(call.name)
         if tool is not None and tool.long_running:
@@ -350,7 +366,9 @@ class _Turn:
             yield ToolOutputAvailable(tool_call_id=call.id, output=result.output)
         else:
             content = json.dumps({"error": result.error})
-            yield ToolOutputError(tool_call_id=call.id, error_text=result.error or "The tool failed.")
+            yield ToolOutputError(
+                tool_call_id=call.id, error_text=result.error or "The tool failed."
+            )
         await self._append(ChatMessage(role="tool", tool_call_id=call.id, content=content))
 
     # --- interruption -----------------------------------------------------------------------
@@ -359,7 +377,9 @@ class _Turn:
         if not text or self.session is None:
             return
         try:
-            await self._append(ChatMessage(role="assistant", content=f"{text}\n\n{INTERRUPTED_MARK}"))
+            await self._append(
+                ChatMessage(role="assistant", content=f"{text}\n\n{INTERRUPTED_MARK}")
+            )
         except Exception:
             logger.warning("could not save the interrupted answer", exc_info=True)
 
@@ -374,7 +394,11 @@ def _answered_later(output: Chunk) -> bool:
 
 
 def _openai_call(call: _ToolCall) -> dict[str, Any]:
-    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments or "{}"}}
+    return {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments or "{}"},
+    }
 
 
 def _parsed(arguments: str) -> Any:
@@ -394,4 +418,3 @@ def _usage_json(usage: Usage) -> dict[str, int]:
         "completionTokens": usage.completion_tokens,
         "totalTokens": usage.total_tokens,
     }
-

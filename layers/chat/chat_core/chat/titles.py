@@ -23,7 +23,23 @@ TITLE_INSTRUCTIONS = (
     "first message. Capture the main topic or intent. Return only the title, without quotes "
     "or punctuation at the end."
 )
-_FILLER = {"a", "an", "the", "please", "can", "could", "you", "me", "i", "to", "for", "help", "would", "hi", "hello"}
+_FILLER = {
+    "a",
+    "an",
+    "the",
+    "please",
+    "can",
+    "could",
+    "you",
+    "me",
+    "i",
+    "to",
+    "for",
+    "help",
+    "would",
+    "hi",
+    "hello",
+}
 
 
 async def generate_title(message: str) -> str:

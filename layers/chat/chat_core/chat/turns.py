@@ -87,5 +87,10 @@ async def _end_cancelled(task: registry.ActiveTask) -> None:
     await abandon(task, CANCELLED_OPERATION)
     await notify(
         task.user_id,
-        SessionEvent(type="task_finished", session_id=task.session_id, task_id=task.task_id, status="cancelled"),
+        SessionEvent(
+            type="task_finished",
+            session_id=task.session_id,
+            task_id=task.task_id,
+            status="cancelled",
+        ),
     )

@@ -50,7 +50,9 @@ async def ensure_group() -> None:
     """Create the consumer group (and the stream) if missing; BUSYGROUP means it exists.
     Cheap enough to do on every drain, and a restarted server cannot lose it on us."""
     try:
-        await get_redis().xgroup_create(keys.COMPLETIONS, keys.COMPLETIONS_GROUP, id="0", mkstream=True)
+        await get_redis().xgroup_create(
+            keys.COMPLETIONS, keys.COMPLETIONS_GROUP, id="0", mkstream=True
+        )
     except ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
@@ -80,7 +82,9 @@ async def process_entry(entry_id: str, fields: dict[str, str] | None, consumer: 
         outcome = await _apply(fields, consumer)
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"[:500]
-        logger.warning("completion processing failed", extra={"entry_id": entry_id, "reason": reason})
+        logger.warning(
+            "completion processing failed", extra={"entry_id": entry_id, "reason": reason}
+        )
         await get_redis().hset(keys.COMPLETION_FAILURES, entry_id, reason)
         count("CompletionFailures")
         return "failed"
@@ -99,26 +103,37 @@ async def _apply(fields: dict[str, str] | None, consumer: str) -> str:
     try:
         message = CompletionMessage.model_validate_json((fields or {})["data"])
     except (KeyError, ValidationError) as exc:
-        logger.error("unreadable completion acknowledged and dropped", extra={"error": str(exc)[:300]})
+        logger.error(
+            "unreadable completion acknowledged and dropped", extra={"error": str(exc)[:300]}
+        )
         count("CompletionParseErrors")
         return "unreadable"
     task = await registry.find_task_by_operation_id(message.operation_id)
     if task is None or task.task_id != message.task_id:
         task = await registry.get_task(message.task_id)
     if task is None:
-        logger.warning("completion for an unknown task acknowledged", extra={"task_id": message.task_id})
+        logger.warning(
+            "completion for an unknown task acknowledged", extra={"task_id": message.task_id}
+        )
         count("CompletionUnknownTask")
         return "unknown-task"
     return await handle_completion(task, message, consumer)
 
 
-async def handle_completion(task: registry.ActiveTask, message: CompletionMessage, consumer: str) -> str:
+async def handle_completion(
+    task: registry.ActiveTask, message: CompletionMessage, consumer: str
+) -> str:
     from ..worker.runner import continue_operation  # the runner imports the chat core
 
-    chunks = operations.result_chunks(task.tool_call_id, message.success, message.result, message.error)
+    chunks = operations.result_chunks(
+        task.tool_call_id, message.success, message.result, message.error
+    )
     applied = await registry.apply_operation_result(task, chunks)
     if applied in ("not-running", "wrong-operation"):
-        logger.info("completion for a finished task ignored", extra={"task_id": task.task_id, "outcome": applied})
+        logger.info(
+            "completion for a finished task ignored",
+            extra={"task_id": task.task_id, "outcome": applied},
+        )
         return applied
     if message.received_at_ms:
         milliseconds("CompletionLag", time.time() * 1000 - message.received_at_ms)
@@ -141,7 +156,10 @@ async def dead_letter(entry_id: str, fields: dict[str, str] | None, deliveries: 
             int(time.time() * 1000),
         ],
     )
-    logger.error("completion moved to the dead-letter stream", extra={"entry_id": entry_id, "deliveries": deliveries})
+    logger.error(
+        "completion moved to the dead-letter stream",
+        extra={"entry_id": entry_id, "deliveries": deliveries},
+    )
     count("DeadLetters")
 
 
@@ -153,7 +171,9 @@ class ConsumerService:
     back to work when Redis returns. It never gives up on its own; `stop()` ends it.
     """
 
-    def __init__(self, consumer: str | None = None, *, block_ms: int = 2_000, max_backoff: float = 30.0) -> None:
+    def __init__(
+        self, consumer: str | None = None, *, block_ms: int = 2_000, max_backoff: float = 30.0
+    ) -> None:
         self.consumer = consumer or f"service-{uuid.uuid4().hex[:12]}"
         self.block_ms = block_ms
         self.max_backoff = max_backoff
@@ -189,8 +209,10 @@ class ConsumerService:
                 self.healthy.clear()
                 logger.warning(
                     "completion consumer cannot reach Redis; retrying",
-                    extra={"error": f"{type(exc).__name__}: {exc}"[:300], "retry_in_seconds": backoff},
+                    extra={
+                        "error": f"{type(exc).__name__}: {exc}"[:300],
+                        "retry_in_seconds": backoff,
+                    },
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
-

@@ -103,7 +103,9 @@ async def accept_webhook(
         return WebhookAnswer(200, body, queued=False)
     body = {"status": "accepted", "operation_id": operation_id, "task_id": task.task_id}
     message = CompletionMessage.now(operation_id, task.task_id, success, result, error, webhook_id)
-    answer_json, queued = await _enqueue_once(webhook_id, json.dumps(body), message.model_dump_json())
+    answer_json, queued = await _enqueue_once(
+        webhook_id, json.dumps(body), message.model_dump_json()
+    )
     if queued:
         await wake_worker()
     return WebhookAnswer(202, json.loads(answer_json), queued=bool(queued))
@@ -129,7 +131,9 @@ async def publish_operation_complete(
     """For producers inside the system: queue a completion and wake the worker."""
     message = CompletionMessage.now(operation_id, task_id, success, result, error)
     entry_id = await get_redis().xadd(
-        keys.COMPLETIONS, {"data": message.model_dump_json()}, maxlen=get_settings().stream_max_length
+        keys.COMPLETIONS,
+        {"data": message.model_dump_json()},
+        maxlen=get_settings().stream_max_length,
     )
     await wake_worker()
     return entry_id

@@ -104,7 +104,11 @@ async def _delivery_counts(entry_ids: list[str]) -> dict[str, int]:
     if not entry_ids:
         return {}
     pending = await get_redis().xpending_range(
-        keys.COMPLETIONS, keys.COMPLETIONS_GROUP, min=entry_ids[0], max=entry_ids[-1], count=len(entry_ids) * 2
+        keys.COMPLETIONS,
+        keys.COMPLETIONS_GROUP,
+        min=entry_ids[0],
+        max=entry_ids[-1],
+        count=len(entry_ids) * 2,
     )
     return {p["message_id"]: int(p["times_delivered"]) for p in pending}
 
@@ -115,10 +119,14 @@ async def fail_expired_tasks(limit: int = 500) -> tuple[int, int]:
         outcome = await registry.fail_if_lease_expired(task_id, LEASE_EXPIRED_MESSAGES)
         if outcome == "failed":
             failed += 1
-            logger.warning("task failed by the sweeper: its lease ran out", extra={"task_id": task_id})
+            logger.warning(
+                "task failed by the sweeper: its lease ran out", extra={"task_id": task_id}
+            )
             task = await registry.get_task(task_id)
             if task is not None:
-                await operations.abandon(task, LEASE_EXPIRED_MESSAGES.get(task.phase, LEASE_EXPIRED_MESSAGES["working"]))
+                await operations.abandon(
+                    task, LEASE_EXPIRED_MESSAGES.get(task.phase, LEASE_EXPIRED_MESSAGES["working"])
+                )
         elif outcome == "extended":
             reindexed += 1
     return failed, reindexed

@@ -200,9 +200,12 @@ class EmbeddedCluster:
             EmbeddedRedis(
                 binary=binary,
                 extra_args=[
-                    "--cluster-enabled", "yes",
-                    "--cluster-config-file", "nodes.conf",
-                    "--cluster-node-timeout", "5000",
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "5000",
                 ],
             )  # fmt: skip
             for _ in range(nodes)

@@ -82,9 +82,7 @@ def text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(
-            part.get("text", "") for part in content if isinstance(part, Mapping)
-        )
+        return "".join(part.get("text", "") for part in content if isinstance(part, Mapping))
     return ""
 
 
@@ -165,7 +163,7 @@ _FILLER = frozenset(
 
 
 def agent_intent(text: str) -> str | None:
-    """"find" or "create" when the text asks for an agent; the verb said first decides
+    """ "find" or "create" when the text asks for an agent; the verb said first decides
     ("create an agent that searches the web" is a request to create)."""
     if not _AGENT_WORD.search(text):
         return None

@@ -23,9 +23,7 @@ class SessionNotFound(Exception):
 
 
 class SessionStore(Protocol):
-    async def create(
-        self, user_id: str | None, session_id: str | None = None
-    ) -> ChatSession: ...
+    async def create(self, user_id: str | None, session_id: str | None = None) -> ChatSession: ...
 
     async def get(self, session_id: str, user_id: str | None) -> ChatSession | None:
         """The session with all messages (ordered by sequence) and usage; None when it does

@@ -45,7 +45,9 @@ class ToolContext:
     """Long-running tools call this now and then so readers see the task is alive."""
 
     @classmethod
-    def for_operation(cls, task: Any, heartbeat: Callable[[], Awaitable[None]] | None = None) -> "ToolContext":
+    def for_operation(
+        cls, task: Any, heartbeat: Callable[[], Awaitable[None]] | None = None
+    ) -> "ToolContext":
         """The context of a long-running tool: its own operation task (a registry.ActiveTask)."""
         return cls(
             session_id=task.session_id,
@@ -109,7 +111,11 @@ class ToolRegistry:
             known = ", ".join(sorted(self._tools)) or "none"
             raise ToolError(f"There is no tool named {name!r}. Available tools: {known}.")
         try:
-            data = json.loads(raw_arguments or "{}") if isinstance(raw_arguments, str) else raw_arguments or {}
+            data = (
+                json.loads(raw_arguments or "{}")
+                if isinstance(raw_arguments, str)
+                else raw_arguments or {}
+            )
         except json.JSONDecodeError as exc:
             raise ToolError(f"The arguments for {name} are not valid JSON ({exc.msg}).") from exc
         try:

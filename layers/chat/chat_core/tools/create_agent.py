@@ -37,13 +37,19 @@ class CreateAgent(Tool):
     delegated = True
 
     class Args(BaseModel):
-        description: str = Field(min_length=3, max_length=4000, description="What the agent should do")
-        name: str | None = Field(None, max_length=100, description="A name for the agent, if the user gave one")
+        description: str = Field(
+            min_length=3, max_length=4000, description="What the agent should do"
+        )
+        name: str | None = Field(
+            None, max_length=100, description="A name for the agent, if the user gave one"
+        )
 
     async def run(self, ctx: ToolContext, args: Args) -> dict[str, Any]:
         url = get_settings().agent_generator_url
         if not url:
-            raise ToolError("Creating agents is not available on this server: no agent generator is configured.")
+            raise ToolError(
+                "Creating agents is not available on this server: no agent generator is configured."
+            )
         payload = {
             "operation_id": ctx.operation_id,
             "task_id": ctx.task_id,
@@ -57,7 +63,9 @@ class CreateAgent(Tool):
             async with httpx.AsyncClient(timeout=15.0) as client:
                 response = await client.post(url, json=payload)
         except httpx.HTTPError as exc:
-            raise ToolError(f"The agent generator could not be reached ({type(exc).__name__}).") from exc
+            raise ToolError(
+                f"The agent generator could not be reached ({type(exc).__name__})."
+            ) from exc
         if response.status_code != 202:
             raise ToolError(
                 f"The agent generator refused the request (HTTP {response.status_code}): "

@@ -57,7 +57,9 @@ class LambdaDispatcher:
     async def dispatch(self, job: Job) -> None:
         payload = job.model_dump_json().encode()
         if len(payload) > MAX_ASYNC_PAYLOAD_BYTES:
-            raise DispatchError(f"job payload of {len(payload)} bytes exceeds Lambda's 1 MB async limit")
+            raise DispatchError(
+                f"job payload of {len(payload)} bytes exceeds Lambda's 1 MB async limit"
+            )
         try:
             response = await asyncio.to_thread(
                 self.client.invoke,
@@ -68,7 +70,9 @@ class LambdaDispatcher:
         except Exception as exc:
             raise DispatchError(f"could not invoke {self.function_name}: {exc}") from exc
         if response.get("StatusCode") != 202:
-            raise DispatchError(f"{self.function_name} answered {response.get('StatusCode')}, not 202")
+            raise DispatchError(
+                f"{self.function_name} answered {response.get('StatusCode')}, not 202"
+            )
 
 
 _dispatcher: Dispatcher | None = None

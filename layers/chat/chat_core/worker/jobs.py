@@ -1,7 +1,7 @@
 """What the worker can be asked to do, as the JSON an async invocation carries.
 
-    job = parse_job({"kind": "run_turn", "task_id": "…"})
-    job.model_dump()          # the Lambda event payload
+job = parse_job({"kind": "run_turn", "task_id": "…"})
+job.model_dump()          # the Lambda event payload
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ class DrainCompletions(BaseModel):
     kind: Literal["drain_completions"] = "drain_completions"
 
 
-Job = Annotated[Union[RunTurn, RunTool, ContinueOperation, DrainCompletions], Field(discriminator="kind")]
+Job = Annotated[
+    Union[RunTurn, RunTool, ContinueOperation, DrainCompletions], Field(discriminator="kind")
+]
 _job = TypeAdapter(Job)
 
 

@@ -44,7 +44,9 @@ async def run_job(job: Job, worker_id: str = WORKER_ID) -> str:
     """Run one job; returns how it ended (for logs and tests)."""
     try:
         if isinstance(job, RunTurn):
-            return await run_on_task(job.task_id, worker_id, lambda t: _answer(t, job.context, True))
+            return await run_on_task(
+                job.task_id, worker_id, lambda t: _answer(t, job.context, True)
+            )
         if isinstance(job, ContinueOperation):
             return await continue_operation(job.task_id, worker_id)
         if isinstance(job, RunTool):
@@ -70,7 +72,9 @@ async def run_on_task(task_id: str, worker_id: str, body: Body) -> str:
         return claim
     task = await registry.get_task(task_id)
     assert task is not None
-    await notify(task.user_id, SessionEvent(type="task_started", session_id=task.session_id, task_id=task_id))
+    await notify(
+        task.user_id, SessionEvent(type="task_started", session_id=task.session_id, task_id=task_id)
+    )
     work = asyncio.create_task(body(task), name=f"work:{task_id}")
     watch = asyncio.create_task(_watch(task, worker_id, work), name=f"lease:{task_id}")
     try:
@@ -95,11 +99,18 @@ async def run_on_task(task_id: str, worker_id: str, body: Body) -> str:
     return status
 
 
-async def _finish(task: registry.ActiveTask, status: registry.FinalStatus, error: str | None) -> None:
+async def _finish(
+    task: registry.ActiveTask, status: registry.FinalStatus, error: str | None
+) -> None:
     if await registry.mark_task_completed(task.task_id, status, error):
         await notify(
             task.user_id,
-            SessionEvent(type="task_finished", session_id=task.session_id, task_id=task.task_id, status=status),
+            SessionEvent(
+                type="task_finished",
+                session_id=task.session_id,
+                task_id=task.task_id,
+                status=status,
+            ),
         )
 
 
@@ -125,7 +136,9 @@ async def _watch(task: registry.ActiveTask, worker_id: str, work: asyncio.Task[A
     return "done"
 
 
-async def _answer(task: registry.ActiveTask, context: dict[str, Any] | None, emit_start: bool) -> Outcome:
+async def _answer(
+    task: registry.ActiveTask, context: dict[str, Any] | None, emit_start: bool
+) -> Outcome:
     """Stream the model's answer for the task's session into the task."""
     error: str | None = None
     started, first_text_at, chunks = time.monotonic(), None, 0
@@ -195,4 +208,3 @@ async def _run_tool(task: registry.ActiveTask) -> Outcome:
     )
     await operations.save_result(task, outcome.ok, outcome.output, outcome.error)
     return await _answer(task, None, emit_start=False)
-
