@@ -306,8 +306,8 @@ def _timed_writes() -> Iterator[list[tuple[float, str]]]:
     writes: list[tuple[float, str]] = []
     original = registry.publish_chunks
 
-    async def timed(task_id: str, chunks: Sequence[Any]) -> list[str]:
-        ids = await original(task_id, chunks)
+    async def timed(task_id: str, chunks: Sequence[Any], **options: Any) -> list[str]:
+        ids = await original(task_id, chunks, **options)
         at = time.perf_counter()
         writes.extend((at, c if isinstance(c, str) else c.to_json()) for c in chunks)
         return ids

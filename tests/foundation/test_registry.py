@@ -82,6 +82,22 @@ async def test_an_operation_task_takes_the_session_over_from_its_turn(redis_targ
     assert (await registry.get_active_task_for_session("s1", "u1"))[0].task_id == op.task_id
 
 
+async def test_the_turn_that_handed_over_does_not_shorten_the_operations_claim(
+    redis_target, settings_env
+):
+    settings_env(stream_ttl_seconds=60, operation_timeout_seconds=3600, worker_lease_seconds=30)
+    turn = await new_task()
+    await registry.claim_task(turn.task_id, "w1")
+    op = await registry.create_task(
+        session_id="s1", user_id="u1", tool_name="create_agent", claim_session=False
+    )
+    await registry.hand_over_session("s1", turn.task_id, op.task_id)
+    pointer_ttl = await get_redis().pttl(keys.session_active_task("s1"))
+    await registry.refresh_lease(turn, "w1")  # the turn is still finishing its last chunks
+    assert await get_redis().pttl(keys.session_active_task("s1")) > pointer_ttl - 1000
+    assert pointer_ttl > 3_600_000
+
+
 # --- publish ----------------------------------------------------------------------------------
 async def test_publish_returns_entry_ids_in_order_in_one_round_trip(redis_target, monkeypatch):
     task = await new_task()
@@ -404,4 +420,23 @@ async def test_unsubscribing_cancels_the_listener_without_leaks(redis_target):
     assert all(t.done() for t in listeners)
     assert not [
         t for t in asyncio.all_tasks() if t.get_name().startswith("listen:") and not t.done()
+    ]
+
+
+async def test_an_operation_result_published_by_its_worker_is_never_contradicted(redis_target):
+    task = await registry.create_task(
+        session_id="s", user_id=None, tool_name="slow_tool", tool_call_id="c1"
+    )
+    await registry.claim_task(task.task_id, "w1")
+    output = c.ToolOutputAvailable(tool_call_id="c1", output={"done": True})
+    await registry.publish_chunks(task.task_id, [output, c.FinishStep()], operation_result=True)
+    # The worker dies writing the continuation; its lease runs out.
+    await get_redis().hset(keys.task_meta(task.task_id), "lease_until", "1")
+    messages = {"queued": "a", "working": "worker died", "awaiting": "c"}
+    assert await registry.fail_if_lease_expired(task.task_id, messages) == "failed"
+    assert await stream_types(task.task_id) == [
+        "tool-output-available",
+        "finish-step",
+        "error",
+        "finish",
     ]

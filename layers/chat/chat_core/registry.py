@@ -147,15 +147,17 @@ return 1
 """
 )
 
-# KEYS: meta, stream. ARGV: maxlen, ttl, now, data, ...  → entry ids, or nil if not running
+# KEYS: meta, stream. ARGV: maxlen, ttl, now, is operation result ('1'/'0'), data, ...
+# → entry ids, or nil if not running
 _PUBLISH = LuaScript(
     _PRELUDE
     + """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return false end
 local ids = {}
-for i = 4, #ARGV do
+for i = 5, #ARGV do
   ids[#ids + 1] = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'data', ARGV[i])
 end
+if ARGV[4] == '1' then redis.call('HSET', KEYS[1], 'result_applied', '1') end
 keep_alive(KEYS[1], KEYS[2], tonumber(ARGV[2]), tonumber(ARGV[3]))
 return ids
 """
@@ -275,6 +277,14 @@ return false
 """
 )
 
+# KEYS: session pointer. ARGV: task id, ttl. Extends it only while it points at this task.
+_EXTEND_IF = LuaScript(
+    """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+)
+
 # KEYS: key. ARGV: expected value
 _DELETE_IF = LuaScript(
     """
@@ -301,13 +311,14 @@ def _task_keys(task_id: str) -> list[str]:
 
 
 async def _extend_index(task: ActiveTask, lease_until: int) -> None:
-    """Move the keys outside the task's slot along with its lease."""
+    """Move the keys outside the task's slot along with its lease. The session pointer only
+    while it is this task's: a turn that handed the session over must not shorten it."""
     ttl = _ttl_ms() + max(0, lease_until - _now_ms())
     pipe = get_redis().pipeline(transaction=False)
     pipe.zadd(keys.RUNNING_TASKS, {task.task_id: lease_until})
     pipe.pexpire(keys.operation(task.operation_id), ttl)
-    pipe.pexpire(keys.session_active_task(task.session_id), ttl)
-    await pipe.execute()
+    pointer = keys.session_active_task(task.session_id)
+    await asyncio.gather(pipe.execute(), _EXTEND_IF(keys=[pointer], args=[task.task_id, ttl]))
 
 
 # --- Creating and writing -------------------------------------------------------------------
@@ -400,9 +411,12 @@ async def publish_chunk(task_id: str, chunk: Chunk | str) -> str:
     return (await publish_chunks(task_id, [chunk]))[0]
 
 
-async def publish_chunks(task_id: str, chunks: Sequence[Chunk | str]) -> list[str]:
+async def publish_chunks(
+    task_id: str, chunks: Sequence[Chunk | str], *, operation_result: bool = False
+) -> list[str]:
     """Append chunks in one round trip (XADD each, TTLs of stream and meta refreshed
-    together); returns their entry ids.
+    together); returns their entry ids. `operation_result`: these chunks are the result of
+    the task's operation (no closing error may follow them).
 
     Raises `TaskNotRunning` once the task has finished: a worker that lost its task (the
     sweeper failed it, a user cancelled it) learns it on its next write and stops.
@@ -411,7 +425,13 @@ async def publish_chunks(task_id: str, chunks: Sequence[Chunk | str]) -> list[st
         return []
     ids = await _PUBLISH(
         keys=_task_keys(task_id),
-        args=[get_settings().stream_max_length, _ttl_ms(), _now_ms(), *map(_json, chunks)],
+        args=[
+            get_settings().stream_max_length,
+            _ttl_ms(),
+            _now_ms(),
+            "1" if operation_result else "0",
+            *map(_json, chunks),
+        ],
     )
     if ids is None:
         raise TaskNotRunning(task_id)

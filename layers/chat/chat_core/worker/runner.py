@@ -205,6 +205,7 @@ async def _run_tool(task: registry.ActiveTask) -> Outcome:
     await registry.publish_chunks(
         task.task_id,
         operations.result_chunks(task.tool_call_id, outcome.ok, outcome.output, outcome.error),
+        operation_result=True,
     )
     await operations.save_result(task, outcome.ok, outcome.output, outcome.error)
     return await _answer(task, None, emit_start=False)
