@@ -233,7 +233,7 @@ async def test_cancelling_a_finished_or_unknown_task_writes_nothing(redis_target
     task = await new_task()
     await registry.mark_task_completed(task.task_id)
     assert await registry.request_cancel(task.task_id) == ("completed", "queued")
-    assert await registry.is_cancel_requested(task.task_id) is False
+    assert (await registry.task_state(task.task_id))[1] is False
     assert await registry.request_cancel("unknown") == ("", "")
     assert await get_redis().exists(keys.task_meta("unknown")) == 0
 

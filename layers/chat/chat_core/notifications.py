@@ -54,5 +54,5 @@ async def listen(
     user_id: str | None, session_id: str | None = None
 ) -> AsyncIterator[SessionEvent | PayloadTooLarge]:
     key = channel_key(user_id, session_id or "")
-    async for event in AsyncEventBus(keys.SESSION_EVENTS_BUS, SessionEvent).listen_events(key):
+    async for event in session_events().listen_events(key):
         yield event

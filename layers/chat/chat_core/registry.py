@@ -607,8 +607,10 @@ async def request_cancel(task_id: str) -> tuple[str, str]:
     return status, phase
 
 
-async def is_cancel_requested(task_id: str) -> bool:
-    return await get_redis().hget(keys.task_meta(task_id), "cancel") == "1"
+async def task_state(task_id: str) -> tuple[str, bool]:
+    """(status, cancel requested): what a worker polls while it works; "" for a vanished task."""
+    status, cancel = await get_redis().hmget(keys.task_meta(task_id), "status", "cancel")
+    return status or "", cancel == "1"
 
 
 # --- Sweeping -------------------------------------------------------------------------------

@@ -13,14 +13,14 @@ _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def _session_id(session_id: Annotated[str, Path()]) -> str:
-    return _checked(session_id, "SESSION_NOT_FOUND", "No such chat session.")
+    return checked_id(session_id, "SESSION_NOT_FOUND", "No such chat session.")
 
 
 def _task_id(task_id: Annotated[str, Path()]) -> str:
-    return _checked(task_id, "TASK_NOT_FOUND", "No such task.")
+    return checked_id(task_id, "TASK_NOT_FOUND", "No such task.")
 
 
-def _checked(value: str, code: str, message: str) -> str:
+def checked_id(value: str, code: str, message: str) -> str:
     if not _ID.match(value):
         raise ApiError(404, code, message)
     return value

@@ -24,7 +24,7 @@ from ..sessions import get_session_store
 from ..settings import get_settings
 from .errors import SESSION_NOT_FOUND, ApiError
 from .identity import UserId
-from .paths import SessionId, _checked
+from .paths import SessionId, checked_id
 from .reading import task_stream_response
 from .sessions import load_session
 
@@ -103,7 +103,7 @@ async def stream_turn(session_id: SessionId, body: StreamRequest, user_id: UserI
 
 @router.post("")
 async def ai_sdk_chat(body: ChatRequest, user_id: UserId) -> Response:
-    session_id = _checked(body.id, "SESSION_NOT_FOUND", "No such chat session.")
+    session_id = checked_id(body.id, "SESSION_NOT_FOUND", "No such chat session.")
     message: str | None = None
     if body.trigger == "submit-message":
         message = _last_user_text(body.messages)

@@ -16,7 +16,6 @@ from .chunks import (
     ToolInputStart,
     ToolOutputAvailable,
     ToolOutputError,
-    chunk_type,
     parse_chunk,
 )
 
@@ -36,6 +35,5 @@ __all__ = [
     "ToolInputStart",
     "ToolOutputAvailable",
     "ToolOutputError",
-    "chunk_type",
     "parse_chunk",
 ]

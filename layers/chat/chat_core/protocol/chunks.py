@@ -164,9 +164,4 @@ def parse_chunk(raw: str | bytes | dict[str, Any]) -> Chunk:
     )
 
 
-def chunk_type(raw: str) -> str:
-    """The `type` of stored wire JSON, without building a model."""
-    return json.loads(raw)["type"]
-
-
 FINISH_JSON = Finish().to_json()

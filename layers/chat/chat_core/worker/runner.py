@@ -127,9 +127,7 @@ async def _watch(task: registry.ActiveTask, worker_id: str, work: asyncio.Task[A
             last_refresh = time.monotonic()
             status, cancel = state.status, state.cancel_requested
         else:
-            current = await registry.get_task(task.task_id)
-            status = current.status if current else ""
-            cancel = bool(current and current.cancel_requested)
+            status, cancel = await registry.task_state(task.task_id)
         if cancel or status != "running":
             work.cancel()
             return "cancelled" if status == "running" else "lost"
