@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml layers/chat/requirements.txt
 	@touch $(STAMP)
 
 dev: $(STAMP)
-	$(BIN)/python -m chat_core.local.devserver
+	$(BIN)/python -m chat_dev.devserver
 
 test: $(STAMP) test-deps
 	$(BIN)/python -m pytest
@@ -34,8 +34,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 lint: $(STAMP)
-	$(BIN)/ruff check layers functions bench tests
-	$(BIN)/ruff format --check layers functions bench tests
+	$(BIN)/ruff check layers functions bench tests dev
+	$(BIN)/ruff format --check layers functions bench tests dev
 
 clean:
 	rm -rf $(VENV) .pytest_cache bench/results tests/js/node_modules

@@ -23,7 +23,7 @@ import redis
 from redis.utils import HIREDIS_AVAILABLE
 
 from chat_core import redis_client
-from chat_core.local.embedded_redis import EmbeddedRedis
+from chat_dev.embedded_redis import EmbeddedRedis
 from chat_core.settings import get_settings
 
 RESULTS_DIR = Path(__file__).parent / "results"

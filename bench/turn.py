@@ -82,7 +82,7 @@ from bench._common import (
 from chat_core import keys, redis_client, registry
 from chat_core.chat.llm import get_llm_client, reset_llm_clients
 from chat_core.chat.turns import start_turn
-from chat_core.local.scripted_model import ReplyWith, ScriptedModelServer
+from chat_dev.scripted_model import ReplyWith, ScriptedModelServer
 from chat_core.protocol.chunks import FINISH_JSON
 from chat_core.sessions import get_session_store
 from chat_core.settings import Settings, get_settings

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import httpx
 
-    from chat_core.local.scripted_model import ScriptedModelServer
+    from chat_dev.scripted_model import ScriptedModelServer
 
 from chat_core import redis_client
-from chat_core.local.embedded_redis import EmbeddedCluster, EmbeddedRedis
+from chat_dev.embedded_redis import EmbeddedCluster, EmbeddedRedis
 from chat_core.settings import get_settings
 
 # Keys from a developer's shell must not leak into tests (a live key would make the
@@ -174,7 +174,7 @@ async def _close_loop_clients(chat_env: dict[str, str]) -> AsyncIterator[None]:
 
 @pytest.fixture(scope="session")
 def scripted_server() -> Iterator["ScriptedModelServer"]:
-    from chat_core.local.scripted_model import ScriptedModelServer
+    from chat_dev.scripted_model import ScriptedModelServer
 
     with ScriptedModelServer() as server:
         yield server

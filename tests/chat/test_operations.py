@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from chat_core import keys, registry, tools
 from chat_core.chat.turns import start_turn
-from chat_core.local.scripted_model import ToolCall
+from chat_dev.scripted_model import ToolCall
 from chat_core.redis_client import get_redis
 from chat_core.sessions import get_session_store
 from chat_core.tools import Tool, ToolContext

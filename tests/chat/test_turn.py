@@ -12,7 +12,7 @@ import pytest
 
 from chat_core import background
 from chat_core.chat.service import INTERRUPTED_MARK, stream_chat_completion
-from chat_core.local.scripted_model import ToolCall
+from chat_dev.scripted_model import ToolCall
 from chat_core.sessions import get_session_store
 from chat_core.sessions.models import ChatMessage
 from tests.chunk_rules import assert_valid_turn, text_of

@@ -11,7 +11,7 @@ import pytest
 from chat_core import keys, registry
 from chat_core.chat.service import INTERRUPTED_MARK
 from chat_core.chat.turns import cancel_task, start_turn
-from chat_core.local.scripted_model import ToolCall
+from chat_dev.scripted_model import ToolCall
 from chat_core.redis_client import get_redis
 from chat_core.sessions import get_session_store
 from chat_core.worker.dispatch import set_dispatcher

@@ -10,7 +10,7 @@ import pytest
 from chat_core import registry
 from chat_core.completions.consumer import ConsumerService
 from chat_core.completions.inbox import publish_operation_complete
-from chat_core.local.embedded_redis import EmbeddedRedis
+from chat_dev.embedded_redis import EmbeddedRedis
 from chat_core.redis_client import reset_clients
 from chat_core.sessions import get_session_store
 from chat_core.sessions.models import ChatMessage

@@ -13,7 +13,7 @@ from chat_core.completions import consumer
 from chat_core.completions.sweeper import claim_stale, sweep
 from chat_core.chat import operations
 from chat_core.chat.turns import start_turn
-from chat_core.local.scripted_model import ToolCall
+from chat_dev.scripted_model import ToolCall
 from chat_core.protocol.chunks import Start, StartStep, TextDelta, TextStart
 from chat_core.sessions import get_session_store
 from chat_core.worker.dispatch import set_dispatcher

@@ -4,7 +4,7 @@
         dev_server.script({"kind": "reply", "delay_ms": 120, "stream": True})   # slow next answer
         httpx.get(f"{dev_server.url}/api/chat/health")
 
-`python -m chat_core.local.devserver` runs on a free port against the test's Redis, with no
+`python -m chat_dev.devserver` runs on a free port against the test's Redis, with no
 LLM key, so the scripted model answers; its control API (from `/dev/info`) lets a test slow
 an answer down or make it fail. At the end the server gets SIGINT, like Ctrl-C, and must
 exit 0 with nothing it started left running.
@@ -78,7 +78,7 @@ class DevServer:
         return f"{self.url}/api/chat"
 
     def script(self, *behaviours: dict[str, Any]) -> None:
-        """Queue behaviours on the scripted model (see chat_core.local.scripted_model)."""
+        """Queue behaviours on the scripted model (see chat_dev.scripted_model)."""
         response = httpx.post(f"{self.info['scripted_url']}/_scripted/queue", json=list(behaviours))
         response.raise_for_status()
 
@@ -117,7 +117,7 @@ def start_dev_server(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "wb")  # noqa: SIM115 - the child writes to it until it exits
     process = subprocess.Popen(
-        [sys.executable, "-m", "chat_core.local.devserver"],
+        [sys.executable, "-m", "chat_dev.devserver"],
         cwd=cwd,
         env=env,
         stdout=log,

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m pytest tests/e2e/test_devserver.py -q
 
-The server is started the way the Makefile does (`python -m chat_core.local.devserver` from
+The server is started the way the Makefile does (`python -m chat_dev.devserver` from
 the project folder, here a temporary one), with no CHAT_* variable: it must start its own
 Redis with persistence in `<project>/.data/redis`, the scripted model and the fake agent
 generator, serve the page, keep chats across a restart, and leave nothing running after
@@ -90,7 +90,7 @@ def test_make_dev_with_nothing_configured(tmp_path: Path) -> None:
 
         # A second server on the same data folder would corrupt it: it is refused.
         second = subprocess.run(
-            [sys.executable, "-m", "chat_core.local.devserver", "--port", "0"],
+            [sys.executable, "-m", "chat_dev.devserver", "--port", "0"],
             check=False,
             cwd=tmp_path,
             env={k: v for k, v in server_env().items()},

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from openai import AsyncOpenAI
 
-from chat_core.local.scripted_model import ScriptedModelServer
+from chat_dev.scripted_model import ScriptedModelServer
 
 
 @pytest.fixture(scope="session")

@@ -15,9 +15,9 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
-from chat_core.local.scripted_brain import agent_intent, answer, search_query, title_for
-from chat_core.local.scripted_model import Drop, ScriptedModelServer, ToolCall
-from chat_core.local.scripted_wire import text_pieces
+from chat_dev.scripted_brain import agent_intent, answer, search_query, title_for
+from chat_dev.scripted_model import Drop, ScriptedModelServer, ToolCall
+from chat_dev.scripted_wire import text_pieces
 
 USER_HI = [{"role": "user", "content": "hi"}]
 MONEY_REQUEST = (

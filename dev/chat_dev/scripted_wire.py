@@ -1,7 +1,7 @@
 """How an OpenAI-compatible provider writes an answer: completions, streamed chunks, errors.
 
-    from chat_core.local.scripted_brain import Reply, ToolCall
-    from chat_core.local.scripted_wire import Completion, sse
+    from chat_dev.scripted_brain import Reply, ToolCall
+    from chat_dev.scripted_wire import Completion, sse
     completion = Completion(Reply(tool_calls=(ToolCall("find_agent", {"query": "tax"}),)),
                             model="m", prompt_tokens=12, include_usage=True)
     events = [sse(chunk) for chunk in completion.chunks()] + [sse(completion.usage_chunk())]
@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from chat_core.local.scripted_brain import Reply
+from chat_dev.scripted_brain import Reply
 
 DONE = "[DONE]"
 

@@ -1,7 +1,7 @@
 """A scripted OpenAI-compatible chat model over real HTTP, for tests and the keyless dev server.
 
     from openai import OpenAI
-    from chat_core.local.scripted_model import ScriptedModelServer, ToolCall
+    from chat_dev.scripted_model import ScriptedModelServer, ToolCall
 
     with ScriptedModelServer() as model:
         model.reply_tool_calls(ToolCall("find_agent", {"query": "tax returns"}))
@@ -9,7 +9,7 @@
         client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
         model.chat_requests[-1].messages     # what the model was sent
 
-    python -m chat_core.local.scripted_model --port 8001 --delay-ms 15
+    python -m chat_dev.scripted_model --port 8001 --delay-ms 15
 
 The `openai` SDK talks to it as to any provider, so its own SSE and tool-call parsing run.
 Queued behaviours answer the next requests in order; with the queue empty the brain
@@ -46,8 +46,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from chat_core.local.scripted_brain import Reply, ToolCall, answer
-from chat_core.local.scripted_wire import DONE, Completion, error_body, estimate_prompt_tokens, sse
+from chat_dev.scripted_brain import Reply, ToolCall, answer
+from chat_dev.scripted_wire import DONE, Completion, error_body, estimate_prompt_tokens, sse
 
 __all__ = [
     "Behaviour",
@@ -444,7 +444,7 @@ class ScriptedModelServer(ScriptedModel):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m chat_core.local.scripted_model",
+        prog="python -m chat_dev.scripted_model",
         description="A scripted OpenAI-compatible chat model (see the module docstring).",
     )
     parser.add_argument("--host", default="127.0.0.1")

@@ -1,6 +1,6 @@
 """The local server: every route, the chat page, the worker and the sweeper in one process.
 
-    make dev                                       # = python -m chat_core.local.devserver
+    make dev                                       # = python -m chat_dev.devserver
     PORT=8080 make dev                             # another port
     CHAT_LLM_API_KEY=sk-… make dev                 # a real model (OpenRouter unless
                                                    #   CHAT_LLM_BASE_URL says otherwise)
@@ -9,12 +9,12 @@ What is not configured is provided, so a fresh clone runs with no keys at all:
 
 - CHAT_REDIS_URL unset: an embedded redis-server with persistence in `<cwd>/.data/redis`,
   so chats survive a restart;
-- no LLM key: the scripted OpenAI-compatible model (chat_core.local.scripted_model);
+- no LLM key: the scripted OpenAI-compatible model (chat_dev.scripted_model);
 - CHAT_JWT_SECRET unset: one is generated for the session; `POST /dev/login {"user_id"}`
   mints HS256 tokens with it;
 - CHAT_WEBHOOK_SECRET unset: a `whsec_` one is generated;
 - CHAT_AGENT_GENERATOR_URL unset: a fake agent generator served here
-  (chat_core.local.fake_agent_generator), so `create_agent` completes by webhook.
+  (chat_dev.fake_agent_generator), so `create_agent` completes by webhook.
 
 Knobs of the dev server alone: CHAT_DEV_MODEL_DELAY_MS (the scripted model's pause between
 chunks, 25) and CHAT_DEV_AGENT_DELAY_SECONDS (how long the fake generator takes, 4).
@@ -59,8 +59,8 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.types import Scope
 
-from chat_core.local.embedded_redis import EmbeddedRedis
-from chat_core.local.scripted_model import ScriptedModelServer
+from chat_dev.embedded_redis import EmbeddedRedis
+from chat_dev.scripted_model import ScriptedModelServer
 from chat_core.settings import get_settings
 
 logger = logging.getLogger("chat_core.devserver")
@@ -232,7 +232,7 @@ class _PageFiles(StaticFiles):
 
 def web_dir(project_dir: Path) -> Path:
     """`<project>/web`, or the one beside this package when run from elsewhere."""
-    for candidate in (project_dir / "web", Path(__file__).resolve().parents[4] / "web"):
+    for candidate in (project_dir / "web", Path(__file__).resolve().parents[2] / "web"):
         if (candidate / "index.html").is_file():
             return candidate
     raise SystemExit(f"The chat page (web/index.html) was not found under {project_dir}.")
@@ -243,7 +243,7 @@ def build_app(env: DevEnvironment) -> FastAPI:
     from chat_core import background
     from chat_core.api.app import ALL_ROUTERS, create_app
     from chat_core.completions.consumer import ConsumerService
-    from chat_core.local.fake_agent_generator import FakeAgentGenerator
+    from chat_dev.fake_agent_generator import FakeAgentGenerator
     from chat_core.redis_client import close_redis
 
     settings = get_settings()
@@ -363,7 +363,7 @@ def _stop_on_sigterm(signum: int, frame: Any) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m chat_core.local.devserver", description=__doc__.split("\n\n")[0]
+        prog="python -m chat_dev.devserver", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=None, help="default: PORT, else 8000")

@@ -1,6 +1,6 @@
 """What the scripted model says when no test scripted it: deterministic, read off the request.
 
-    from chat_core.local.scripted_brain import answer
+    from chat_dev.scripted_brain import answer
     reply = answer({
         "messages": [{"role": "user", "content": "Find an agent. Use the query 'tax returns'"}],
         "tools": [{"type": "function", "function": {"name": "find_agent", "parameters": {}}}],
