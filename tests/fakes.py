@@ -117,4 +117,5 @@ class FakeIssuer(_ThreadServer):
             "exp": int(time.time()) + 600,
             **claims,
         }
+        payload = {k: v for k, v in payload.items() if v is not None}  # aud=None: no aud
         return jwt.encode(payload, key or self.private_key, algorithm="RS256", headers={"kid": kid})

@@ -3,29 +3,17 @@
     sam local invoke WebhookFunction -e events/webhook.json     # 401: its timestamp is stale
 
 Verifies the signature, queues the completion durably in Redis, wakes the worker, and
-answers 202. No API Gateway authorizer: the signature is the authentication.
+answers 202. No user token: the signature is the authentication.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from chat_core.api import webhook
 from chat_core.api.app import create_app
-from chat_core.aws import http_handler
-from chat_core.observability import configure_lambda_logging, logger, metrics, tracer
+from chat_core.aws import buffered_handler
+from chat_core.observability import configure_lambda_logging
 
 configure_lambda_logging()  # the layer's stdlib loggers write Powertools JSON too
 
 app = create_app(webhook.router)
-serve = http_handler(app)
-
-
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@tracer.capture_lambda_handler(capture_response=False)  # results may hold user data
-@metrics.log_metrics(capture_cold_start_metric=True)
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return serve(event, context)
+handler = buffered_handler(app)

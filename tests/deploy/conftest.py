@@ -18,6 +18,7 @@ import io
 import json
 import logging
 import os
+import re
 import threading
 import uuid
 import zipfile
@@ -41,6 +42,8 @@ from chat_core.sessions.dynamodb_table import create_table
 from chat_core.settings import get_settings
 from chat_core.worker.dispatch import set_dispatcher
 
+from tests.fakes import FakeIssuer
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 FUNCTIONS = ROOT / "functions"
@@ -54,9 +57,23 @@ FUNCTION_IDS = {
     "webhook": "WebhookFunction",
     "worker": "WorkerFunction",
     "sweeper": "SweeperFunction",
-    "streaming": "StreamingFunction",
 }
-MANGUM_FUNCTIONS = ("stream_start", "task_reconnect", "sessions", "webhook")
+HTTP_FUNCTIONS = ("stream_start", "task_reconnect", "sessions", "webhook")
+# Uvicorn behind the Lambda Web Adapter (ReadMode=stream), or Mangum (ReadMode=buffered).
+STREAMING_FUNCTIONS = ("stream_start", "task_reconnect")
+# What the template's conditions are in the default deployment (parameter defaults, plus
+# an issuer, which every test that verifies tokens has).
+DEFAULT_CONDITIONS = {
+    "Streaming": True,
+    "CreateCache": False,
+    "UseSecretsManager": False,
+    "HasPublicBaseUrl": False,
+    "HasAlarmTopic": False,
+    "HasIssuer": True,
+    "HasJwksUrl": False,
+    "SetApiGatewayLogRole": True,
+    "Tracing": False,
+}
 
 TABLE = "chat-sessions-deploy-test"
 WORKER = "chat-test-worker"
@@ -92,7 +109,7 @@ def function_environment(logical_id: str) -> dict[str, Any]:
     return {**shared, **own}
 
 
-# --- HTTP API events ------------------------------------------------------------------------
+# --- REST API events ------------------------------------------------------------------------
 def http_event(
     base: dict[str, Any],
     *,
@@ -100,39 +117,38 @@ def http_event(
     path_parameters: dict[str, str] | None = None,
     query: dict[str, str] | None = None,
     headers: dict[str, str | None] | None = None,
-    sub: str | None = "keep",
+    token: str | None = None,
+    method: str | None = None,
 ) -> dict[str, Any]:
-    """A variant of a sample payload-2.0 event, consistent the way API Gateway would make it:
-    the route's placeholders filled from `path_parameters`; `sub=None` drops the JWT claims
-    (an unauthenticated route), another value replaces the caller."""
+    """A variant of a sample REST API (payload 1.0) event, consistent the way API Gateway
+    would make it: the resource's placeholders filled from `path_parameters`; `token` sent
+    as `Authorization: Bearer` (the functions verify it themselves)."""
     event = copy.deepcopy(base)
     context = event["requestContext"]
-    method = context["http"]["method"]
-    route = route or event["routeKey"].split(" ", 1)[1]
-    params = path_parameters if path_parameters is not None else event.get("pathParameters", {})
-    path = route
+    if method:
+        event["httpMethod"] = context["httpMethod"] = method
+    resource = route or event["resource"]
+    params = path_parameters if path_parameters is not None else event.get("pathParameters") or {}
+    path = resource
     for name, value in params.items():
         path = path.replace(f"{{{name}}}", value)
-    event["routeKey"] = context["routeKey"] = f"{method} {route}"
-    event["rawPath"] = context["http"]["path"] = path
-    event.pop("pathParameters", None)
-    if params:
-        event["pathParameters"] = dict(params)
+    event["resource"] = context["resourcePath"] = resource
+    event["path"] = path
+    context["path"] = f"/{context['stage']}{path}"
+    event["pathParameters"] = dict(params) or None
     if query is not None:
-        event["rawQueryString"] = "&".join(f"{k}={v}" for k, v in query.items())
-        event.pop("queryStringParameters", None)
-        if query:
-            event["queryStringParameters"] = dict(query)
-    for name, value in (headers or {}).items():
-        if value is None:
-            event["headers"].pop(name, None)
-        else:
+        event["queryStringParameters"] = dict(query) or None
+        event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} or None
+    changes = dict(headers or {})
+    if token is not None:
+        changes["Authorization"] = f"Bearer {token}"
+    for name, value in changes.items():
+        for existing in [k for k in event["headers"] if k.lower() == name.lower()]:
+            del event["headers"][existing]
+            event["multiValueHeaders"].pop(existing, None)
+        if value is not None:
             event["headers"][name] = value
-    if sub is None:
-        context.pop("authorizer", None)
-        event["headers"].pop("authorization", None)
-    elif sub != "keep":
-        context["authorizer"]["jwt"]["claims"]["sub"] = sub
+            event["multiValueHeaders"][name] = [value]
     return event
 
 
@@ -308,8 +324,21 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsWorld]:
         session.events.register("after-call.lambda.Invoke", on_response)
         monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
         create_table(session.client("dynamodb"), TABLE)
+        put_secrets(session.client("ssm"))
         _create_worker(session)
         yield AwsWorld(invocations)
+
+
+LLM_API_KEY = "test-key"
+
+
+def put_secrets(ssm: Any) -> None:
+    """The one-time secret setup of the README, at the template's default names."""
+    parameters = template()["Parameters"]
+    for name, value in (("WebhookSecretName", WEBHOOK_SECRET), ("LlmApiKeyName", LLM_API_KEY)):
+        ssm.put_parameter(
+            Name=parameters[name]["Default"], Value=value, Type="SecureString", Overwrite=True
+        )
 
 
 def _create_worker(session: boto3.Session) -> None:
@@ -341,55 +370,97 @@ def _create_worker(session: boto3.Session) -> None:
     )
 
 
-def resolved_environment(logical_id: str, values: dict[str, str]) -> dict[str, str]:
+def resolve(value: Any, values: dict[str, str], conditions: dict[str, bool]) -> Any:
+    """A template value as deployed: Fn::If by `conditions`, Refs to parameters by `values`
+    or their defaults; None for AWS::NoValue; anything else as it is."""
+    if isinstance(value, dict) and set(value) == {"Fn::If"}:
+        condition, yes, no = value["Fn::If"]
+        return resolve(yes if conditions[condition] else no, values, conditions)
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        name = value["Ref"]
+        if name == "AWS::NoValue":
+            return None
+        if name in values:
+            return values[name]
+        parameter = template()["Parameters"].get(name, {})
+        if "Default" in parameter:
+            return parameter["Default"]
+    if isinstance(value, dict) and isinstance(value.get("Fn::Sub"), str):
+        text = value["Fn::Sub"]
+        for name in re.findall(r"\$\{([\w:.]+)\}", text):
+            known = resolve({"Ref": name}, values, conditions)
+            if not isinstance(known, (str, int)):
+                return value
+            text = text.replace(f"${{{name}}}", str(known))
+        return text
+    return value
+
+
+def resolved_environment(
+    logical_id: str, values: dict[str, str], conditions: dict[str, bool] | None = None
+) -> dict[str, str]:
     """The function's environment with `values` standing in for what only a deployment
-    knows (parameters and resource references), and parameter defaults where they exist."""
-    parameters = template()["Parameters"]
+    knows (variables, parameters and resource references), and parameter defaults where
+    they exist."""
+    conditions = {**DEFAULT_CONDITIONS, **(conditions or {})}
     resolved: dict[str, str] = {}
     for name, value in function_environment(logical_id).items():
-        if name in values:
-            value = values[name]
-        elif (
-            isinstance(value, dict)
-            and set(value) == {"Ref"}
-            and "Default" in parameters.get(value["Ref"], {})
-        ):
-            value = parameters[value["Ref"]]["Default"]
-        elif not isinstance(value, str):
+        value = values[name] if name in values else resolve(value, values, conditions)
+        if isinstance(value, (dict, list)):
             raise AssertionError(f"{logical_id}: no test stand-in for {name} = {value!r}")
-        resolved[name] = str(value)
+        if value is not None:
+            resolved[name] = str(value)
     return resolved
 
 
-def stand_ins(redis_target: Any) -> dict[str, str]:
+def stand_ins(redis_target: Any, issuer: Any = None) -> dict[str, str]:
     """Values for what only a deployment knows, as of now (the `model` fixture sets the
-    scripted model's URL and key)."""
+    scripted model's URL and key). The secrets are read where the template says they are
+    kept, as deployed: the `aws` fixture puts them into (moto's) Parameter Store."""
+    jwt = (
+        {
+            "CHAT_JWT_JWKS_URL": issuer.jwks_url,
+            "CHAT_JWT_ISSUER": issuer.issuer,
+            "CHAT_JWT_AUDIENCE": issuer.audience,
+        }
+        if issuer
+        else {}
+    )
     return {
         "POWERTOOLS_SERVICE_NAME": "chat",
         "CHAT_REDIS_URL": redis_target.url,
         "CHAT_REDIS_MODE": redis_target.mode,
         "CHAT_DYNAMODB_TABLE": TABLE,
         "CHAT_WORKER_FUNCTION": WORKER,
-        "CHAT_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "CHAT_LLM_API_KEY": os.environ.get("CHAT_LLM_API_KEY", "test-key"),
         "CHAT_LLM_BASE_URL": os.environ.get("CHAT_LLM_BASE_URL", "http://127.0.0.1:9/v1"),
         "CHAT_PUBLIC_BASE_URL": PUBLIC_BASE_URL,
-        "CHAT_JWT_JWKS_URL": os.environ.get(
-            "CHAT_JWT_JWKS_URL", "https://issuer.example/.well-known/jwks.json"
-        ),
-        "CHAT_JWT_ISSUER": os.environ.get("CHAT_JWT_ISSUER", "https://issuer.example/"),
-        "CHAT_JWT_AUDIENCE": os.environ.get("CHAT_JWT_AUDIENCE", "chat-api"),
+        "CHAT_JWT_ISSUER": "https://issuer.example/",
+        **jwt,
     }
 
 
+@pytest.fixture(scope="session")
+def issuer_server() -> Iterator[FakeIssuer]:
+    with FakeIssuer() as provider:
+        yield provider
+
+
 @pytest.fixture
-def deploy_env(monkeypatch: pytest.MonkeyPatch, redis_target: Any) -> Callable[..., dict[str, str]]:
+def issuer(issuer_server: FakeIssuer) -> FakeIssuer:
+    """The identity provider whose keys the functions verify tokens against."""
+    return issuer_server
+
+
+@pytest.fixture
+def deploy_env(
+    monkeypatch: pytest.MonkeyPatch, redis_target: Any, issuer: FakeIssuer
+) -> Callable[..., dict[str, str]]:
     """Apply a function's CHAT_* environment from template.yaml, as deployed, with this
     test's stand-ins (its Redis, the moto table and worker, the scripted model);
     `overrides` (setting names) win. The rest of the environment is read at import."""
 
     def apply(logical_id: str, **overrides: object) -> dict[str, str]:
-        environment = resolved_environment(logical_id, stand_ins(redis_target))
+        environment = resolved_environment(logical_id, stand_ins(redis_target, issuer))
         applied = {k: v for k, v in environment.items() if k.startswith("CHAT_")}
         applied.update({f"CHAT_{name.upper()}": str(value) for name, value in overrides.items()})
         for name, value in applied.items():

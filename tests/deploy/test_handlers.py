@@ -35,6 +35,7 @@ from chat_core.sessions import ChatMessage, get_session_store
 from chat_core.worker.jobs import DrainCompletions, RunTurn, parse_job
 
 from tests.chunk_rules import assert_valid_turn
+from tests.fakes import FakeIssuer
 
 from .conftest import (
     WEBHOOK_SECRET,
@@ -48,7 +49,7 @@ from .conftest import (
 )
 
 STREAM_START = sample_event("stream_start")
-USER = STREAM_START["requestContext"]["authorizer"]["jwt"]["claims"]["sub"]
+USER = "8c1d4e2a-3b5f-4f6e-9a7b-1c2d3e4f5a6b"
 SESSION = STREAM_START["pathParameters"]["session_id"]
 TASK = sample_event("task_reconnect")["pathParameters"]["task_id"]
 OPERATION = sample_event("webhook")["pathParameters"]["operation_id"]
@@ -56,6 +57,20 @@ AGENT_ARGUMENTS = json.dumps({"description": "files my tax returns"})
 ANSWER = "The Tax Return Helper agent can prepare and file your return for you."
 
 T = TypeVar("T")
+ISSUER: FakeIssuer
+
+
+@pytest.fixture(autouse=True)
+def _issuer(issuer: FakeIssuer) -> None:
+    global ISSUER
+    ISSUER = issuer
+
+
+def signed_in(event: dict[str, Any], user: str = USER, **changes: Any) -> dict[str, Any]:
+    """The event as that user sends it: with a Bearer token from the identity provider."""
+    return http_event(event, token=ISSUER.token(user), **changes)
+
+
 pytestmark = [
     pytest.mark.usefixtures("aws", "lambda_loop"),
     # Powertools says so on every invocation that added no metric of its own.
@@ -84,7 +99,7 @@ def create_session(*messages: ChatMessage) -> None:
 
 def reconnect_event(task_id: str, cursor: str | None = None) -> dict[str, Any]:
     """How a client resumes: the task's stream, after the last id it saw (Last-Event-ID)."""
-    return http_event(
+    return signed_in(
         sample_event("task_reconnect"),
         path_parameters={"task_id": task_id},
         query={},
@@ -134,12 +149,14 @@ def test_stream_start_answers_a_first_window_and_reconnects_read_the_rest(
     # In-process dispatch: the turn runs in the loop the handlers drive, so this test can
     # follow one turn through buffered windows without a worker function. The Lambda
     # dispatcher has its own test below.
-    deploy_env("StreamStartFunction", dispatch="inprocess")
+    deploy_env("StreamStartFunction", dispatch="inprocess", read_mode="buffered")
     model.reply_text(ANSWER, delay_ms=120, stream=True)
     create_session()
 
     started = time.monotonic()
-    response = load_handler("stream_start").handler(STREAM_START, context("stream_start"))
+    response = load_handler("stream_start").handler(
+        signed_in(STREAM_START), context("stream_start")
+    )
     elapsed = time.monotonic() - started
 
     first = assert_sse(response)
@@ -151,7 +168,7 @@ def test_stream_start_answers_a_first_window_and_reconnects_read_the_rest(
     assert "finish" not in first.types and not first.done
     assert elapsed < 5
 
-    deploy_env("TaskReconnectFunction", dispatch="inprocess")
+    deploy_env("TaskReconnectFunction", dispatch="inprocess", read_mode="buffered")
     rest = read_to_the_end(task_id, first.ids[-1], context)
     assert_whole_turn(SseBody(first.events + rest.events), ANSWER)
 
@@ -163,11 +180,14 @@ def test_stream_start_dispatches_the_worker_function_and_the_turn_completes_ther
 ) -> None:
     # What AWS does: stream start invokes the worker asynchronously and reads; the worker
     # runs the turn in its own invocation; the client reconnects to read the rest.
-    deploy_env("StreamStartFunction", long_poll_seconds=1)  # no worker runs during it here
+    # ReadMode=buffered: Mangum's first window (the streaming mode has its own tests).
+    deploy_env("StreamStartFunction", long_poll_seconds=1, read_mode="buffered")
     model.reply_text(ANSWER, stream=True)
     create_session()
 
-    response = load_handler("stream_start").handler(STREAM_START, context("stream_start"))
+    response = load_handler("stream_start").handler(
+        signed_in(STREAM_START), context("stream_start")
+    )
     first = assert_sse(response)
     task_id = header(response, "x-task-id")
     assert "finish" not in first.types  # nothing has run the turn yet
@@ -187,7 +207,7 @@ def test_stream_start_dispatches_the_worker_function_and_the_turn_completes_ther
     outcome = load_handler("worker").handler(json.loads(invocation.payload), context("worker"))
     assert outcome == {"job": "run_turn", "outcome": "completed"}
 
-    deploy_env("TaskReconnectFunction")
+    deploy_env("TaskReconnectFunction", read_mode="buffered")
     replay = assert_sse(
         load_handler("task_reconnect").handler(
             reconnect_event(task_id, "0-0"), context("task_reconnect")
@@ -198,7 +218,7 @@ def test_stream_start_dispatches_the_worker_function_and_the_turn_completes_ther
 
 # --- task reconnect ---------------------------------------------------------------------------
 def test_task_reconnect_replays_a_task_from_the_sample_cursor(deploy_env, context) -> None:
-    deploy_env("TaskReconnectFunction")
+    deploy_env("TaskReconnectFunction", read_mode="buffered")
 
     async def finished_task() -> None:
         await registry.create_task(session_id=SESSION, user_id=USER, task_id=TASK)
@@ -217,7 +237,7 @@ def test_task_reconnect_replays_a_task_from_the_sample_cursor(deploy_env, contex
     run(finished_task())
     handler = load_handler("task_reconnect").handler
 
-    body = assert_sse(handler(sample_event("task_reconnect"), context("task_reconnect")))
+    body = assert_sse(handler(signed_in(sample_event("task_reconnect")), context("task_reconnect")))
     assert body.types == ["start", "text-start", "text-delta", "text-delta", "text-end", "finish"]
     assert body.text == "Hello again."
     assert body.events[-1][1] == "[DONE]"
@@ -230,13 +250,33 @@ def test_task_reconnect_replays_a_task_from_the_sample_cursor(deploy_env, contex
     )
     # Someone else's task does not exist for them.
     stranger = handler(
-        http_event(sample_event("task_reconnect"), sub="someone-else"), context("task_reconnect")
+        signed_in(sample_event("task_reconnect"), "someone-else"), context("task_reconnect")
     )
     assert stranger["statusCode"] == 404
     assert json.loads(stranger["body"])["detail"]["code"] == "TASK_NOT_FOUND"
 
 
 # --- sessions ---------------------------------------------------------------------------------
+def test_sessions_sample_creates_an_anonymous_session(deploy_env, context) -> None:
+    deploy_env("SessionsFunction")
+    response = load_handler("sessions").handler(sample_event("sessions"), context("sessions"))
+    assert response["statusCode"] == 200, response
+    created = json.loads(response["body"])
+    assert created["user_id"] is None
+    saved = on_loop(lambda: get_session_store().get(created["id"], None))
+    assert saved is not None and saved.user_id is None
+
+
+def session_event(user: str | None) -> dict[str, Any]:
+    event = http_event(
+        sample_event("sessions"),
+        method="GET",
+        route="/api/chat/sessions/{session_id}",
+        path_parameters={"session_id": SESSION},
+    )
+    return signed_in(event, user) if user else event
+
+
 def test_sessions_returns_the_callers_session(deploy_env, context) -> None:
     deploy_env("SessionsFunction")
     create_session(
@@ -245,7 +285,7 @@ def test_sessions_returns_the_callers_session(deploy_env, context) -> None:
     )
     handler = load_handler("sessions").handler
 
-    response = handler(sample_event("sessions"), context("sessions"))
+    response = handler(session_event(USER), context("sessions"))
     assert response["statusCode"] == 200, response
     session = json.loads(response["body"])
     assert (session["id"], session["user_id"], session["active_stream"]) == (SESSION, USER, None)
@@ -254,21 +294,74 @@ def test_sessions_returns_the_callers_session(deploy_env, context) -> None:
         ("assistant", "Hello! How can I help?"),
     ]
 
-    stranger = handler(
-        http_event(sample_event("sessions"), sub="someone-else"), context("sessions")
-    )
-    assert stranger["statusCode"] == 404
-    assert json.loads(stranger["body"])["detail"]["code"] == "SESSION_NOT_FOUND"
+    for other in ("someone-else", None):
+        stranger = handler(session_event(other), context("sessions"))
+        assert stranger["statusCode"] == 404
+        assert json.loads(stranger["body"])["detail"]["code"] == "SESSION_NOT_FOUND"
 
 
 def test_sessions_function_answers_health_without_a_token(deploy_env, context) -> None:
     deploy_env("SessionsFunction")
     event = http_event(
-        sample_event("sessions"), route="/api/chat/health", path_parameters={}, sub=None
+        sample_event("sessions"), method="GET", route="/api/chat/health", path_parameters={}
     )
     response = load_handler("sessions").handler(event, context("sessions"))
     assert response["statusCode"] == 200, response
     assert json.loads(response["body"]) == {"status": "healthy", "redis": "ok"}
+
+
+# --- identity (no gateway authorizer: the functions verify the provider's tokens) --------------
+def create_as(token: str | None, context: Any) -> dict[str, Any]:
+    event = sample_event("sessions")
+    response = load_handler("sessions").handler(
+        http_event(event, token=token) if token else event, context("sessions")
+    )
+    return {"status": response["statusCode"], **json.loads(response["body"] or "{}")}
+
+
+def test_tokens_are_verified_against_the_issuers_keys(deploy_env, context, issuer) -> None:
+    deploy_env("SessionsFunction")
+    other = FakeIssuer(issuer="https://elsewhere.example/")  # never started: only signs
+
+    assert create_as(None, context)["user_id"] is None  # no token: anonymous
+    assert create_as(issuer.token("ada"), context)["user_id"] == "ada"
+    expired = create_as(issuer.token("ada", exp=int(time.time()) - 60), context)
+    assert (expired["status"], expired["detail"]["code"]) == (401, "TOKEN_EXPIRED")
+    wrong_issuer = create_as(issuer.token("ada", iss=other.issuer), context)
+    assert (wrong_issuer["status"], wrong_issuer["detail"]["code"]) == (401, "INVALID_TOKEN")
+    forged = create_as(issuer.token("ada", key=other.private_key), context)
+    assert (forged["status"], forged["detail"]["code"]) == (401, "INVALID_TOKEN")
+    # The audience is configured here, so a token without one is refused.
+    no_aud = create_as(issuer.token("ada", aud=None), context)
+    assert (no_aud["status"], no_aud["detail"]["code"]) == (401, "INVALID_TOKEN")
+
+
+def test_a_cognito_access_token_without_aud_passes_on_its_claims(
+    deploy_env, context, issuer
+) -> None:
+    """Cognito access tokens carry no `aud`; the deployment checks `client_id` instead."""
+    deploy_env(
+        "SessionsFunction", jwt_audience="", jwt_required_claims="token_use=access,client_id=app-1"
+    )
+
+    def access_token(**claims: Any) -> str:
+        return issuer.token("ada", aud=None, token_use="access", **claims)
+
+    assert create_as(access_token(client_id="app-1"), context)["user_id"] == "ada"
+    wrong_client = create_as(access_token(client_id="app-2"), context)
+    assert (wrong_client["status"], wrong_client["detail"]["code"]) == (401, "INVALID_TOKEN")
+    id_token = create_as(issuer.token("ada", aud=None, token_use="id", client_id="app-1"), context)
+    assert id_token["status"] == 401
+
+
+def test_a_verified_token_and_the_keys_are_cached(deploy_env, context, issuer) -> None:
+    deploy_env("SessionsFunction", jwt_jwks_url=issuer.jwks_url + "?cached")  # a fresh key cache
+    token = issuer.token("grace")
+    before = issuer.fetches
+    assert create_as(token, context)["user_id"] == "grace"
+    assert create_as(issuer.token("alan"), context)["user_id"] == "alan"
+    assert create_as(token, context)["user_id"] == "grace"
+    assert issuer.fetches - before == 1
 
 
 # --- webhook ----------------------------------------------------------------------------------
@@ -283,7 +376,6 @@ def signed(event: dict[str, Any]) -> dict[str, Any]:
     )
     return http_event(
         event,
-        sub=None,
         headers={"webhook-timestamp": timestamp, "webhook-signature": f"v1,{signature.decode()}"},
     )
 
@@ -383,7 +475,7 @@ def test_webhook_completion_reaches_the_conversation_through_the_worker(
     outcome = load_handler("worker").handler(json.loads(wake.payload), context("worker"))
     assert outcome == {"job": "drain_completions", "outcome": "drained 1"}
 
-    deploy_env("TaskReconnectFunction")
+    deploy_env("TaskReconnectFunction", read_mode="buffered")
     body = assert_sse(
         load_handler("task_reconnect").handler(
             reconnect_event(operation.task_id, "0-0"), context("task_reconnect")
@@ -485,10 +577,10 @@ def test_sweeper_fails_abandoned_tasks_dead_letters_poison_completions_and_repor
     assert alarm["Dimensions"][0]["Value"] == environment["POWERTOOLS_SERVICE_NAME"]
 
     # What the user sees on reconnecting to the abandoned turn.
-    deploy_env("TaskReconnectFunction")
+    deploy_env("TaskReconnectFunction", read_mode="buffered")
     body = assert_sse(
         load_handler("task_reconnect").handler(
-            sample_event("task_reconnect"), context("task_reconnect")
+            signed_in(sample_event("task_reconnect")), context("task_reconnect")
         )
     )
     assert body.types == ["error", "finish"]

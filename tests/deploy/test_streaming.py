@@ -1,6 +1,7 @@
-"""The response-streaming variant as the Lambda Web Adapter runs it: the adapter starts
-`run.sh` (uvicorn on $PORT with functions/streaming/app.py), waits for the port, and turns
-each Function URL invocation into plain HTTP, the request context in `x-amzn-request-context`.
+"""The reconnect function as the Lambda Web Adapter runs it (ReadMode=stream): the adapter
+starts `run.sh` (uvicorn on $PORT with the function's app.py), waits for the port, and turns
+each REST API invocation into plain HTTP, the request context in `x-amzn-request-context`.
+(tests/deploy/test_build.py does the same with what `sam build` produced.)
 
     .venv/bin/python -m pytest tests/deploy/test_streaming.py -q
 """
@@ -30,8 +31,8 @@ from .conftest import FUNCTIONS, SseBody, resolved_environment, sample_event, st
 
 pytestmark = pytest.mark.slow
 
-EVENT = sample_event("streaming")
-TASK = EVENT["rawPath"].split("/")[-2]
+EVENT = sample_event("task_reconnect")
+TASK = EVENT["pathParameters"]["task_id"]
 
 
 def free_port() -> int:
@@ -41,18 +42,20 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def streaming_function(redis_target: Any, tmp_path: Path) -> Iterator[str]:
+def streaming_function(redis_target: Any, issuer: FakeIssuer, tmp_path: Path) -> Iterator[str]:
     """run.sh started the way the adapter starts it, in the function's template environment;
     ready once it answers HTTP at all (the adapter's default readiness check)."""
     port = free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
-    environment.update(resolved_environment("StreamingFunction", stand_ins(redis_target)))
+    environment.update(
+        resolved_environment("TaskReconnectFunction", stand_ins(redis_target, issuer))
+    )
     environment.update(
         PORT=str(port), PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     )
     log = (tmp_path / "uvicorn.log").open("w")
     process = subprocess.Popen(
-        [str(FUNCTIONS / "streaming" / "run.sh")], env=environment, stdout=log, stderr=log
+        [str(FUNCTIONS / "task_reconnect" / "run.sh")], env=environment, stdout=log, stderr=log
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -77,10 +80,12 @@ def streaming_function(redis_target: Any, tmp_path: Path) -> Iterator[str]:
 
 
 def adapter_request() -> tuple[str, dict[str, str]]:
-    """The sample Function URL event as the adapter forwards it."""
-    headers = {k: v for k, v in EVENT["headers"].items() if k not in ("host", "accept-encoding")}
+    """The sample REST API event as the adapter forwards it."""
+    skip = ("host", "accept-encoding", "content-length")
+    headers = {k: v for k, v in EVENT["headers"].items() if k.lower() not in skip}
     headers["x-amzn-request-context"] = json.dumps(EVENT["requestContext"])
-    return f"{EVENT['rawPath']}?{EVENT['rawQueryString']}", headers
+    query = "&".join(f"{k}={v}" for k, v in (EVENT["queryStringParameters"] or {}).items())
+    return f"{EVENT['path']}?{query}", headers
 
 
 async def read_until(lines: AsyncIterator[str], body: SseBody, stop: str) -> None:
@@ -131,20 +136,10 @@ async def test_a_running_turn_streams_to_its_end_on_one_connection(streaming_fun
     assert len(set(body.ids)) == 6
 
 
-@pytest.fixture
-def issuer(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeIssuer]:
-    """The identity provider whose keys the streaming function fetches (set before it starts)."""
-    with FakeIssuer() as provider:
-        monkeypatch.setenv("CHAT_JWT_JWKS_URL", provider.jwks_url)
-        monkeypatch.setenv("CHAT_JWT_ISSUER", provider.issuer)
-        monkeypatch.setenv("CHAT_JWT_AUDIENCE", provider.audience)
-        yield provider
-
-
-async def test_the_streaming_url_verifies_users_tokens_itself(
+async def test_the_streaming_function_verifies_users_tokens_itself(
     issuer: FakeIssuer, streaming_function: str
 ) -> None:
-    """No authorizer stands in front of a Function URL: the app checks the issuer's signature."""
+    """No authorizer stands in front: the app checks the issuer's signature."""
     task = await registry.create_task(session_id="s-owned", user_id="user-9")
     await registry.publish_chunks(task.task_id, [Start(message_id="m1")])
     await registry.mark_task_completed(task.task_id, "completed")

@@ -1,6 +1,6 @@
-"""template.yaml, checked offline: SAM translation and cfn-lint, the contract's routes and
-who serves them, authorizers, permissions, the worker's async config, the table, the
-environment, and the streaming variant.
+"""template.yaml, checked offline on what SAM makes of it: cfn-lint, the contract's routes,
+which stream and which buffer, who serves them, identity, per-function permissions and
+secrets, the worker's async config, retention, PITR, alarms, outputs, the environment.
 
     .venv/bin/python -m pytest tests/deploy/test_template.py -q
 """
@@ -26,10 +26,13 @@ from chat_core.worker.jobs import RunTurn, parse_job
 from .conftest import (
     FUNCTION_IDS,
     FUNCTIONS,
-    MANGUM_FUNCTIONS,
+    HTTP_FUNCTIONS,
+    STREAMING_FUNCTIONS,
     ROOT,
     TEMPLATE,
+    DEFAULT_CONDITIONS,
     function_environment,
+    resolve,
     load_handler,
     sample_event,
     template,
@@ -55,26 +58,18 @@ CONTRACT_ROUTES = [
     ("GET", "/api/chat/config/ttl", "SessionsFunction"),
     ("GET", "/api/chat/health", "SessionsFunction"),
 ]
-PUBLIC_ROUTES = {
-    ("POST", "/api/chat/operations/{operation_id}/complete"),  # Standard Webhooks signature
-    ("GET", "/api/chat/health"),
-    ("GET", "/api/chat/config/ttl"),
+# The routes whose answer is an SSE stream: they must stream in the default deployment.
+SSE_ROUTES = {
+    ("POST", "/api/chat/sessions/{session_id}/stream"),
+    ("POST", "/api/chat"),
+    ("GET", "/api/chat/sessions/{session_id}/stream"),
+    ("GET", "/api/chat/{session_id}/stream"),
+    ("GET", "/api/chat/tasks/{task_id}/stream"),
+    ("GET", "/api/chat/events"),
 }
-DISPATCHERS = {
-    "StreamStartFunction",
-    "WebhookFunction",
-    "WorkerFunction",
-    "SweeperFunction",
-    "StreamingFunction",
-}
-SESSION_USERS = {
-    "StreamStartFunction",
-    "TaskReconnectFunction",
-    "SessionsFunction",
-    "WorkerFunction",
-    "SweeperFunction",
-    "StreamingFunction",
-}
+DISPATCHERS = {"StreamStartFunction", "WebhookFunction", "WorkerFunction", "SweeperFunction"}
+SESSION_WRITERS = {"StreamStartFunction", "SessionsFunction", "WorkerFunction", "SweeperFunction"}
+MODEL_CALLERS = {"WorkerFunction", "SweeperFunction"}
 # SAM inlines some parameters into the API body at transform time, so the translated
 # template no longer references them; with real parameter values they are used.
 INLINED_BY_SAM = "W2001"
@@ -86,16 +81,11 @@ def functions() -> dict[str, dict[str, Any]]:
     }
 
 
-def http_routes() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
-    """(METHOD, path) → (function logical id, the event's properties)."""
-    routes = {}
-    for logical_id, resource in functions().items():
-        for event in resource["Properties"].get("Events", {}).values():
-            if event["Type"] == "HttpApi":
-                key = (event["Properties"]["Method"].upper(), event["Properties"]["Path"])
-                assert key not in routes, f"{key} routed twice"
-                routes[key] = (logical_id, event["Properties"])
-    return routes
+def prop(logical_id: str, name: str) -> Any:
+    """A function property as deployed by default: its own, else Globals', conditions resolved."""
+    properties = functions()[logical_id]["Properties"]
+    value = properties.get(name, template()["Globals"]["Function"].get(name))
+    return resolve(value, {}, DEFAULT_CONDITIONS)
 
 
 @cache
@@ -121,6 +111,27 @@ def translated() -> dict[str, Any]:
             del os.environ["AWS_DEFAULT_REGION"]
         else:
             os.environ["AWS_DEFAULT_REGION"] = previous
+
+
+def integration(method: str, path: str, streaming: bool = True) -> dict[str, Any]:
+    """The route's integration in the translated API, for ReadMode=stream or buffered."""
+    body = translated()["Resources"]["ChatApi"]["Properties"]["Body"]
+    value = body["paths"][path][method.lower()]["x-amazon-apigateway-integration"]
+    return resolve(value, {}, {**DEFAULT_CONDITIONS, "Streaming": streaming})
+
+
+def routes() -> dict[tuple[str, str], str]:
+    """(METHOD, path) → the function its integration invokes (the translated API)."""
+    body = translated()["Resources"]["ChatApi"]["Properties"]["Body"]
+    found = {}
+    for path, operations in body["paths"].items():
+        for method in operations:
+            if method == "options":
+                continue
+            uri = json.dumps(integration(method, path)["uri"])
+            [function] = re.findall(r"\$\{(\w+)\.Arn\}", uri)
+            found[(method.upper(), path)] = function
+    return found
 
 
 def declared(app: Any) -> list[tuple[str, str]]:
@@ -157,43 +168,63 @@ def test_the_translated_functions_run_python312_on_the_shared_layer() -> None:
     [layer_id] = [k for k, v in resources.items() if v["Type"] == "AWS::Lambda::LayerVersion"]
     for logical_id, function in lambdas.items():
         assert function["Properties"]["Runtime"] == "python3.12", logical_id
-        assert {"Ref": layer_id} in function["Properties"]["Layers"], logical_id
+        layers = json.dumps(function["Properties"]["Layers"])
+        assert json.dumps({"Ref": layer_id}) in layers, logical_id
         assert function["Properties"]["VpcConfig"]["SubnetIds"] == {"Ref": "SubnetIds"}
 
 
-def test_the_layer_builds_chat_core_from_its_requirements() -> None:
+def test_the_layer_is_built_by_its_makefile_without_what_the_runtime_has() -> None:
     layer = template()["Resources"]["ChatLayer"]
-    assert layer["Type"] == "AWS::Serverless::LayerVersion"
     assert layer["Properties"]["ContentUri"] == "layers/chat"
-    assert layer["Metadata"]["BuildMethod"] == "python3.12"
-    assert (ROOT / "layers/chat/requirements.txt").is_file()
-    assert (ROOT / "layers/chat/chat_core/__init__.py").is_file()
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
+    makefile = (ROOT / "layers/chat/Makefile").read_text()
+    assert "build-ChatLayer:" in makefile
+    requirements = [
+        line.lower()
+        for line in (ROOT / "layers/chat/requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert not [r for r in requirements if r.startswith(("boto3", "botocore"))]
 
 
 @pytest.mark.parametrize("folder", sorted(FUNCTION_IDS))
 def test_each_function_points_at_its_handler(folder: str) -> None:
-    properties = functions()[FUNCTION_IDS[folder]]["Properties"]
-    assert properties["CodeUri"].rstrip("/") == f"functions/{folder}"
-    handler = properties.get("Handler", template()["Globals"]["Function"]["Handler"])
-    if folder == "streaming":
+    logical_id = FUNCTION_IDS[folder]
+    assert functions()[logical_id]["Properties"]["CodeUri"].rstrip("/") == f"functions/{folder}"
+    handler = prop(logical_id, "Handler")
+    if folder in STREAMING_FUNCTIONS:
         assert handler == "run.sh"
         assert os.access(FUNCTIONS / folder / "run.sh", os.X_OK)
-    else:
-        module, attribute = handler.split(".")
-        assert callable(getattr(load_handler(folder), attribute))
-        assert module == "app"
+        buffered = resolve(
+            functions()[logical_id]["Properties"]["Handler"], {}, {"Streaming": False}
+        )
+        assert buffered == "app.handler"
+    module, attribute = ("app.handler" if folder in STREAMING_FUNCTIONS else handler).split(".")
+    assert module == "app"
+    assert callable(getattr(load_handler(folder), attribute))
 
 
 # --- routes -----------------------------------------------------------------------------------
+def test_one_api_serves_every_route() -> None:
+    apis = [
+        r for r in translated()["Resources"].values() if r["Type"].startswith("AWS::ApiGateway")
+    ]
+    assert [r["Type"] for r in apis].count("AWS::ApiGateway::RestApi") == 1
+    assert not [
+        r for r in translated()["Resources"].values() if r["Type"].startswith("AWS::ApiGatewayV2")
+    ]
+    assert not [r for r in translated()["Resources"].values() if r["Type"] == "AWS::Lambda::Url"]
+
+
 @pytest.mark.parametrize(
     ("method", "path", "owner"), CONTRACT_ROUTES, ids=[f"{m} {p}" for m, p, _ in CONTRACT_ROUTES]
 )
 def test_every_contract_route_reaches_a_function_that_serves_it(
     method: str, path: str, owner: str
 ) -> None:
-    routes = {(m, placeholders_normalized(p)): v for (m, p), v in http_routes().items()}
-    assert (method, placeholders_normalized(path)) in routes, f"{method} {path} is not routed"
-    logical_id, _ = routes[(method, placeholders_normalized(path))]
+    found = {(m, placeholders_normalized(p)): v for (m, p), v in routes().items()}
+    assert (method, placeholders_normalized(path)) in found, f"{method} {path} is not routed"
+    logical_id = found[(method, placeholders_normalized(path))]
     assert logical_id == owner
 
     app = load_handler(next(f for f, i in FUNCTION_IDS.items() if i == logical_id)).app
@@ -208,41 +239,93 @@ def test_every_contract_route_reaches_a_function_that_serves_it(
     assert placeholders_normalized(first) == placeholders_normalized(path)
 
 
-@pytest.mark.parametrize("folder", MANGUM_FUNCTIONS)
+@pytest.mark.parametrize("folder", HTTP_FUNCTIONS)
 def test_every_route_a_function_serves_is_routed_to_it(folder: str) -> None:
     routed = {
         (m, placeholders_normalized(p))
-        for (m, p), (i, _) in http_routes().items()
+        for (m, p), i in routes().items()
         if i == FUNCTION_IDS[folder]
     }
     for method, path in declared(load_handler(folder).app):
         assert (method, placeholders_normalized(path)) in routed, f"{method} {path} is unreachable"
 
 
-def test_user_routes_need_a_jwt_and_the_webhook_health_and_ttl_do_not() -> None:
-    api = template()["Resources"]["ChatApi"]["Properties"]["Auth"]
-    jwt = api["Authorizers"][api["DefaultAuthorizer"]]
-    assert jwt["JwtConfiguration"] == {
-        "issuer": {"Ref": "JwtIssuer"},
-        "audience": {"Ref": "JwtAudience"},
-    }
-    assert jwt["IdentitySource"] == "$request.header.Authorization"
+@pytest.mark.parametrize(("method", "path"), sorted(routes()), ids=lambda v: str(v))
+def test_stream_routes_stream_and_the_rest_buffer(method: str, path: str) -> None:
+    streamed = integration(method, path, streaming=True)
+    buffered = integration(method, path, streaming=False)
+    assert streamed["type"] == buffered["type"] == "aws_proxy"
+    function = routes()[(method, path)]
+    if function in {FUNCTION_IDS[f] for f in STREAMING_FUNCTIONS}:
+        # The Lambda Web Adapter functions: every route of theirs streams by default (SAM
+        # reacts to nothing but these exact values: STREAM and the 2021-11-15 URI).
+        assert streamed["responseTransferMode"] == "STREAM"
+        assert "/2021-11-15/functions/" in streamed["uri"]["Fn::Sub"]
+        assert streamed["uri"]["Fn::Sub"].endswith("/response-streaming-invocations")
+        assert streamed["timeoutInMillis"] == 900_000
+        assert prop(function, "Timeout") == 900
+    else:
+        assert (method, path) not in SSE_ROUTES
+    # ReadMode=buffered, or a buffered function: Mangum within the 29 s integration limit.
+    for answer in (
+        [buffered] if function in {FUNCTION_IDS[f] for f in STREAMING_FUNCTIONS} else [streamed]
+    ):
+        assert answer.get("responseTransferMode", "BUFFERED") == "BUFFERED"
+        assert answer["uri"]["Fn::Sub"].endswith("/invocations")
+        assert "/2015-03-31/functions/" in answer["uri"]["Fn::Sub"]
+        assert answer["timeoutInMillis"] <= 29_000
 
-    paths = translated()["Resources"]["ChatApi"]["Properties"]["Body"]["paths"]
-    for method, path, _ in CONTRACT_ROUTES:
-        security = paths[path][method.lower()].get("security", [])
-        if (method, path) in PUBLIC_ROUTES:
-            assert security == [{"NONE": []}], f"{method} {path} must not need a user token"
-        else:
-            assert security == [{api["DefaultAuthorizer"]: []}], (
-                f"{method} {path} must need a user token"
-            )
+
+def test_streaming_functions_run_the_web_adapter_and_buffered_mode_runs_mangum() -> None:
+    for folder in STREAMING_FUNCTIONS:
+        logical_id = FUNCTION_IDS[folder]
+        properties = functions()[logical_id]["Properties"]
+        streaming = {**DEFAULT_CONDITIONS, "Streaming": True}
+        buffered = {**DEFAULT_CONDITIONS, "Streaming": False}
+        [adapter] = properties["Layers"]
+        assert re.fullmatch(
+            r"arn:\$\{AWS::Partition\}:lambda:\$\{AWS::Region\}:753240598075"
+            r":layer:LambdaAdapterLayerArm64:\$\{LwaLayerVersion\}",
+            resolve(adapter, {}, streaming)["Fn::Sub"],
+        )
+        assert resolve(adapter, {}, buffered) is None
+        environment = properties["Environment"]["Variables"]
+        assert resolve(environment["AWS_LAMBDA_EXEC_WRAPPER"], {}, streaming) == "/opt/bootstrap"
+        assert resolve(environment["AWS_LAMBDA_EXEC_WRAPPER"], {}, buffered) is None
+        assert environment["AWS_LWA_INVOKE_MODE"] == "response_stream"
+        assert environment["AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH"] == "true"
+        assert resolve(environment["CHAT_READ_MODE"], {}, streaming) == "stream"
+        assert resolve(environment["CHAT_READ_MODE"], {}, buffered) == "buffered"
+        assert resolve(properties["Timeout"], {}, buffered) == 29
+    assert template()["Parameters"]["ReadMode"]["Default"] == "stream"
 
 
-# --- permissions and async config --------------------------------------------------------------
-def role_statements(logical_id: str) -> list[dict[str, Any]]:
+def test_no_gateway_authorizer_stands_in_front_the_functions_verify_tokens() -> None:
+    """A cached authorizer needs an identity source, and API Gateway refuses a request
+    without it: anonymous users could not get through. The app verifies instead."""
+    api = translated()["Resources"]["ChatApi"]["Properties"]["Body"]
+    assert "securityDefinitions" not in api and "security" not in json.dumps(api["paths"])
+    assert "securitySchemes" not in api.get("components", {})
+    environment = template()["Globals"]["Function"]["Environment"]["Variables"]
+    jwks = resolve(
+        environment["CHAT_JWT_JWKS_URL"], {"JwtIssuer": "https://idp"}, DEFAULT_CONDITIONS
+    )
+    assert jwks == {"Fn::Sub": "${JwtIssuer}/.well-known/jwks.json"}
+    assert environment["CHAT_JWT_AUDIENCE"] == {"Ref": "JwtAudience"}
+    assert environment["CHAT_JWT_REQUIRED_CLAIMS"] == {"Ref": "JwtRequiredClaims"}
+    assert template()["Parameters"]["JwtAudience"]["Default"] == ""  # optional (Cognito)
+
+
+# --- permissions, secrets and async config -------------------------------------------------------
+def role_statements(logical_id: str, secrets_manager: bool = False) -> list[dict[str, Any]]:
     role = translated()["Resources"][f"{logical_id}Role"]["Properties"]
-    return [s for p in role.get("Policies", []) for s in p["PolicyDocument"]["Statement"]]
+    conditions = {**DEFAULT_CONDITIONS, "UseSecretsManager": secrets_manager}
+    statements = [
+        resolve(s, {}, conditions) if "Fn::If" in s else s
+        for p in role.get("Policies", [])
+        for s in p["PolicyDocument"]["Statement"]
+    ]
+    return [s for s in statements if s is not None]
 
 
 def actions(statement: dict[str, Any]) -> list[str]:
@@ -266,12 +349,9 @@ def test_only_dispatching_functions_may_invoke_the_worker() -> None:
                 assert statement["Resource"] == worker_arn
                 invokers.add(logical_id)
     assert invokers == DISPATCHERS
-    assert template()["Globals"]["Function"]["Environment"]["Variables"][
-        "CHAT_WORKER_FUNCTION"
-    ] == {"Fn::Sub": "${AWS::StackName}-worker"}
 
 
-def test_only_functions_that_touch_sessions_get_the_table() -> None:
+def test_only_functions_that_write_sessions_get_the_table() -> None:
     users = set()
     for logical_id in FUNCTION_IDS.values():
         for statement in role_statements(logical_id):
@@ -279,7 +359,48 @@ def test_only_functions_that_touch_sessions_get_the_table() -> None:
                 assert "SessionsTable" in json.dumps(statement["Resource"])
                 assert "*" not in json.dumps(statement["Resource"]).replace("/index/*", "")
                 users.add(logical_id)
-    assert users == SESSION_USERS
+    assert users == SESSION_WRITERS
+
+
+@pytest.mark.parametrize("secrets_manager", [False, True], ids=["ssm", "secretsmanager"])
+def test_each_function_may_read_exactly_the_secrets_it_uses(secrets_manager: bool) -> None:
+    readers: dict[str, set[str]] = {}
+    for logical_id in FUNCTION_IDS.values():
+        for statement in role_statements(logical_id, secrets_manager):
+            reading = [a for a in actions(statement) if a.startswith(("ssm:", "secretsmanager:"))]
+            if not reading:
+                continue
+            assert reading == (
+                ["secretsmanager:GetSecretValue"] if secrets_manager else ["ssm:GetParameter"]
+            )
+            resource = statement["Resource"]["Fn::Sub"]
+            assert "*" not in resource
+            [name] = re.findall(r"\$\{(\w+Name)\}", resource)
+            if secrets_manager:  # Secrets Manager appends 6 random characters to the ARN
+                assert resource.endswith(f":secret:${{{name}}}-??????")
+            else:
+                assert resource.endswith(f":parameter${{{name}}}")
+            readers.setdefault(name, set()).add(logical_id)
+    assert readers == {"WebhookSecretName": {"WebhookFunction"}, "LlmApiKeyName": MODEL_CALLERS}
+
+
+def test_no_secret_is_an_environment_value() -> None:
+    parameters = template()["Parameters"]
+    secret_parameters = {n for n, p in parameters.items() if p.get("NoEcho")}
+    assert secret_parameters == {"RedisUrl"}  # a password may be in the URL; nothing else
+    for logical_id in FUNCTION_IDS:
+        environment = function_environment(FUNCTION_IDS[logical_id])
+        for name, value in environment.items():
+            assert not re.search(r"SECRET$|API_KEY$|PASSWORD|TOKEN", name), name
+            assert "whsec_" not in json.dumps(value) and "sk-" not in json.dumps(value)
+    holders = {
+        variable: {i for i in FUNCTION_IDS.values() if variable in function_environment(i)}
+        for variable in ("CHAT_WEBHOOK_SECRET_PARAMETER", "CHAT_LLM_API_KEY_PARAMETER")
+    }
+    assert holders == {
+        "CHAT_WEBHOOK_SECRET_PARAMETER": {"WebhookFunction"},
+        "CHAT_LLM_API_KEY_PARAMETER": MODEL_CALLERS,
+    }
 
 
 def test_the_worker_is_never_retried_and_its_failures_land_in_a_watched_queue() -> None:
@@ -294,14 +415,6 @@ def test_the_worker_is_never_retried_and_its_failures_land_in_a_watched_queue() 
         and s["Resource"] == {"Fn::GetAtt": ["WorkerFailureQueue", "Arn"]}
         for s in role_statements("WorkerFunction")
     )
-    alarms = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
-    watched = [json.dumps(a.get("Dimensions")) for a in alarms]
-    assert any("WorkerFailureQueue" in w and "QueueName" in w for w in watched)
-    assert any(
-        a["MetricName"] == "Errors"
-        and {"Ref": "WorkerFunction"} in [d["Value"] for d in a["Dimensions"]]
-        for a in alarms
-    )
 
 
 def test_the_sweeper_runs_every_minute() -> None:
@@ -310,33 +423,119 @@ def test_the_sweeper_runs_every_minute() -> None:
     assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": ["SweeperFunction", "Arn"]}
 
 
-# --- table, parameters, environment -------------------------------------------------------------
-def test_the_sessions_table_is_the_layers_definition() -> None:
-    assert template()["Resources"]["SessionsTable"]["Properties"] == TABLE_PROPERTIES
+# --- production basics ---------------------------------------------------------------------------
+def test_every_function_logs_to_a_group_with_retention() -> None:
+    resources = translated()["Resources"]
+    for logical_id in FUNCTION_IDS.values():
+        group = resources[logical_id]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        assert resources[group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert template()["Parameters"]["LogRetentionDays"]["Default"] == 30
 
 
-def test_secrets_are_not_echoed_and_redis_is_tls_in_cluster_mode_by_default() -> None:
-    parameters = template()["Parameters"]
-    for name in ("RedisUrl", "WebhookSecret", "LlmApiKey"):
-        assert parameters[name].get("NoEcho") is True, name
-    assert parameters["RedisMode"]["Default"] == "cluster"
-    tls_only = re.compile(parameters["RedisUrl"]["AllowedPattern"])
-    assert tls_only.fullmatch("rediss://chat-abc.serverless.use1.cache.amazonaws.com:6379")
-    assert not tls_only.fullmatch("redis://chat-abc.serverless.use1.cache.amazonaws.com:6379")
-    assert re.fullmatch(
-        parameters["WebhookSecret"]["AllowedPattern"], "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-    )
-
-
-def test_each_secret_reaches_only_the_functions_that_use_it() -> None:
-    holders = {
-        secret: {i for i in FUNCTION_IDS.values() if secret in function_environment(i)}
-        for secret in ("CHAT_WEBHOOK_SECRET", "CHAT_LLM_API_KEY")
+def test_the_api_logs_access_throttles_and_its_stage_waits_for_the_log_role() -> None:
+    resources = translated()["Resources"]
+    [stage] = [r for r in resources.values() if r["Type"] == "AWS::ApiGateway::Stage"]
+    access = stage["Properties"]["AccessLogSetting"]
+    assert access["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    assert "$context.status" in access["Format"] and "$context.requestId" in access["Format"]
+    assert resources["ApiAccessLogGroup"]["Properties"]["RetentionInDays"] == {
+        "Ref": "LogRetentionDays"
     }
-    assert holders["CHAT_WEBHOOK_SECRET"] == {"WebhookFunction"}
-    # Model calls happen where turns run: the worker, and the sweeper continuing a
-    # reclaimed completion.
-    assert holders["CHAT_LLM_API_KEY"] == {"WorkerFunction", "SweeperFunction"}
+    [settings] = stage["Properties"]["MethodSettings"]
+    assert settings["ThrottlingRateLimit"] == {"Ref": "ThrottleRateLimit"}
+    assert settings["ThrottlingBurstLimit"] == {"Ref": "ThrottleBurstLimit"}
+    assert (settings["ResourcePath"], settings["HttpMethod"]) == ("/*", "*")
+    # Access logs need the account's CloudWatch role first.
+    description = resources["ChatApi"]["Properties"]["Description"]
+    assert "ApiGatewayAccount" in json.dumps(description)
+
+
+def test_the_sessions_table_is_the_layers_definition_with_point_in_time_recovery() -> None:
+    properties = dict(template()["Resources"]["SessionsTable"]["Properties"])
+    assert properties.pop("PointInTimeRecoverySpecification") == {
+        "PointInTimeRecoveryEnabled": True
+    }
+    assert properties == TABLE_PROPERTIES
+
+
+def test_alarms_watch_errors_throttles_dead_letters_and_failed_tasks() -> None:
+    alarms = {
+        k: r["Properties"]
+        for k, r in translated()["Resources"].items()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+    }
+
+    def watching(namespace: str, metric: str) -> list[str]:
+        found = []
+        for name, alarm in alarms.items():
+            stats = [alarm] + [
+                m["MetricStat"]["Metric"] for m in alarm.get("Metrics", []) if "MetricStat" in m
+            ]
+            if any(
+                s.get("Namespace") == namespace and s.get("MetricName") == metric for s in stats
+            ):
+                found.append(name)
+        return found
+
+    assert watching("AWS/ApiGateway", "5XXError")
+    throttles = alarms[watching("AWS/Lambda", "Throttles")[0]]
+    watched = {
+        json.dumps(m["MetricStat"]["Metric"]["Dimensions"])
+        for m in throttles["Metrics"]
+        if "MetricStat" in m
+    }
+    assert len(watched) == len(FUNCTION_IDS)  # every function's throttles count
+    for metric in ("DeadLetters", "SweptTasks"):
+        [name] = watching("ChatStreaming", metric)
+        assert alarms[name]["Dimensions"] == [
+            {"Name": "service", "Value": {"Ref": "AWS::StackName"}}
+        ]
+    assert any(
+        {"Ref": "WorkerFunction"} in [d["Value"] for d in alarms[n]["Dimensions"]]
+        for n in watching("AWS/Lambda", "Errors")
+    )
+    assert any(
+        "WorkerFailureQueue" in json.dumps(alarms[n])
+        for n in watching("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    )
+    for alarm in alarms.values():
+        assert alarm["AlarmActions"] == {
+            "Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]
+        }
+
+
+def test_the_stack_can_create_its_cache_or_use_one() -> None:
+    resources = template()["Resources"]
+    cache = resources["Cache"]
+    assert cache["Condition"] == "CreateCache"
+    assert cache["Type"] == "AWS::ElastiCache::ServerlessCache"
+    assert cache["Properties"]["Engine"] == {"Ref": "CacheEngine"}
+    assert template()["Parameters"]["CacheEngine"]["Default"] == "valkey"
+    assert cache["Properties"]["SubnetIds"] == {"Ref": "SubnetIds"}
+    [ingress] = resources["CacheSecurityGroup"]["Properties"]["SecurityGroupIngress"]
+    assert ingress["SourceSecurityGroupId"] == {"Ref": "FunctionSecurityGroup"}
+    assert (ingress["FromPort"], ingress["ToPort"]) == (6379, 6380)
+    url = template()["Globals"]["Function"]["Environment"]["Variables"]["CHAT_REDIS_URL"]
+    assert resolve(url, {}, {**DEFAULT_CONDITIONS, "CreateCache": False}) == ""  # RedisUrl
+    created = resolve(url, {}, {**DEFAULT_CONDITIONS, "CreateCache": True})
+    assert created == {"Fn::Sub": "rediss://${Cache.Endpoint.Address}:${Cache.Endpoint.Port}"}
+    groups = template()["Globals"]["Function"]["VpcConfig"]["SecurityGroupIds"]
+    assert "FunctionSecurityGroup" in json.dumps(
+        resolve(groups, {}, {**DEFAULT_CONDITIONS, "CreateCache": True})
+    )
+    assert set(template()["Rules"]) == {"CacheIsCreatedOrGiven", "CreatedCacheNeedsItsVpc"}
+
+
+def test_outputs_name_the_one_public_url() -> None:
+    outputs = template()["Outputs"]
+    assert outputs["ApiUrl"]["Value"] == {
+        "Fn::Sub": "https://${ChatApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${StageName}/api/chat"
+    }
+    assert "IAM" not in json.dumps(outputs)
+    public = resolve(
+        function_environment("WorkerFunction")["CHAT_PUBLIC_BASE_URL"], {}, DEFAULT_CONDITIONS
+    )
+    assert public["Fn::Sub"] + "/api/chat" == outputs["ApiUrl"]["Value"]["Fn::Sub"]
 
 
 def setting_names() -> set[str]:
@@ -348,81 +547,52 @@ def setting_names() -> set[str]:
     return names
 
 
+@pytest.mark.parametrize("streaming", [True, False], ids=["stream", "buffered"])
 @pytest.mark.parametrize("logical_id", sorted(FUNCTION_IDS.values()))
 def test_every_chat_variable_is_a_setting_with_a_valid_value(
-    logical_id: str, monkeypatch: pytest.MonkeyPatch
+    logical_id: str, streaming: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    conditions = {**DEFAULT_CONDITIONS, "Streaming": streaming}
     environment = function_environment(logical_id)
     chat = {k: v for k, v in environment.items() if k.startswith("CHAT_")}
     assert set(chat) <= setting_names(), f"unknown settings: {set(chat) - setting_names()}"
     for name, value in chat.items():
-        if isinstance(value, str):
-            monkeypatch.setenv(name, value)
+        value = resolve(value, {"RedisUrl": "rediss://cache:6379"}, conditions)
+        if isinstance(value, (str, int)):
+            monkeypatch.setenv(name, str(value))
     settings = Settings()  # raises on a value the app would refuse
     assert settings.session_store == "dynamodb"
     assert settings.dispatch == "lambda"
     folder = next(f for f, i in FUNCTION_IDS.items() if i == logical_id)
-    if folder in MANGUM_FUNCTIONS:
-        assert settings.read_mode == "buffered"
-        # The window must answer before API Gateway cuts the request at 30 s.
-        assert (
-            settings.long_poll_seconds + 1
-            < functions()[logical_id]["Properties"].get(
-                "Timeout", template()["Globals"]["Function"]["Timeout"]
-            )
-            <= 30
-        )
-    if folder == "streaming":
-        assert settings.read_mode == "stream"
-        assert settings.stream_budget_seconds < functions()[logical_id]["Properties"]["Timeout"]
-
-
-# --- the streaming variant ----------------------------------------------------------------------
-def test_the_streaming_variant_runs_the_web_adapter_behind_a_streaming_function_url() -> None:
-    streaming = functions()["StreamingFunction"]
-    assert streaming["Condition"] == "StreamingEnabled"
-    assert template()["Conditions"]["StreamingEnabled"] == {
-        "Fn::Equals": [{"Ref": "EnableStreaming"}, "true"]
-    }
-    assert template()["Parameters"]["EnableStreaming"]["Default"] == "false"
-    properties = streaming["Properties"]
-    assert properties["FunctionUrlConfig"]["InvokeMode"] == "RESPONSE_STREAM"
-    [adapter] = properties["Layers"]
-    assert re.fullmatch(
-        r"arn:\$\{AWS::Partition\}:lambda:\$\{AWS::Region\}:753240598075"
-        r":layer:LambdaAdapterLayerArm64:\$\{LwaLayerVersion\}",
-        adapter["Fn::Sub"],
+    properties = functions()[logical_id]["Properties"]
+    timeout = resolve(
+        properties.get("Timeout", template()["Globals"]["Function"]["Timeout"]), {}, conditions
     )
-    environment = properties["Environment"]["Variables"]
-    assert environment["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/bootstrap"
-    assert environment["AWS_LWA_INVOKE_MODE"] == "response_stream"
-
-    resources = translated()["Resources"]
-    url = resources["StreamingFunctionUrl"]
-    assert url["Condition"] == "StreamingEnabled"
-    assert url["Properties"]["InvokeMode"] == "RESPONSE_STREAM"
-    assert resources["StreamingFunction"]["Condition"] == "StreamingEnabled"
-    assert resources["StreamingFunctionRole"]["Condition"] == "StreamingEnabled"
+    if folder in STREAMING_FUNCTIONS and streaming:
+        assert settings.read_mode == "stream"
+        assert settings.stream_budget_seconds < timeout
+    elif folder in HTTP_FUNCTIONS:
+        assert settings.read_mode in ("buffered", "stream")
+        # A window must answer before API Gateway cuts the buffered request at 29 s.
+        assert settings.long_poll_seconds + 1 < timeout <= 29
 
 
 # --- sample events --------------------------------------------------------------------------------
-@pytest.mark.parametrize("folder", MANGUM_FUNCTIONS)
-def test_each_http_sample_is_a_request_to_a_route_of_its_function(folder: str) -> None:
+@pytest.mark.parametrize("folder", HTTP_FUNCTIONS)
+def test_each_http_sample_is_a_rest_api_request_to_a_route_of_its_function(folder: str) -> None:
     event = sample_event(folder)
-    method, path = event["routeKey"].split(" ", 1)
-    assert http_routes()[(method, path)][0] == FUNCTION_IDS[folder]
-    assert event["requestContext"]["http"]["method"] == method
-    filled = path
-    for name, value in event.get("pathParameters", {}).items():
+    method, resource = event["httpMethod"], event["resource"]
+    assert routes()[(method, resource)] == FUNCTION_IDS[folder]
+    context = event["requestContext"]
+    assert (context["httpMethod"], context["resourcePath"]) == (method, resource)
+    filled = resource
+    for name, value in (event.get("pathParameters") or {}).items():
         filled = filled.replace(f"{{{name}}}", value)
-    assert event["rawPath"] == event["requestContext"]["http"]["path"] == filled
-    needs_token = (method, path) not in PUBLIC_ROUTES
-    assert ("authorizer" in event["requestContext"]) == needs_token
-    if needs_token:
-        assert event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"]
-        assert event["headers"]["authorization"].startswith("Bearer ")
-    if "body" in event:
-        assert int(event["headers"]["content-length"]) == len(event["body"].encode())
+    assert event["path"] == filled
+    assert context["path"] == f"/{context['stage']}{filled}"
+    assert "authorizer" not in context  # no gateway authorizer; the samples are anonymous
+    if event.get("body"):
+        assert int(event["headers"]["Content-Length"]) == len(event["body"].encode())
 
 
 def test_the_worker_and_sweeper_samples_are_what_invokes_them() -> None:

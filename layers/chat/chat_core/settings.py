@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     webhook_dedupe_seconds: int = 86_400
     webhook_secret: SecretStr | None = None
     """Standard Webhooks secret, `whsec_<base64>`. Without it the webhook answers 503."""
+    webhook_secret_parameter: str | None = None
+    """Where the webhook secret is kept on AWS instead: `ssm:<parameter name>` (a SecureString)
+    or `secretsmanager:<secret name or ARN>`; read through Powertools Parameters."""
 
     # --- Sessions ------------------------------------------------------------------------
     session_store: Literal["redis", "dynamodb"] = "redis"
@@ -88,6 +91,10 @@ class Settings(BaseSettings):
         None,
         validation_alias=AliasChoices("CHAT_LLM_API_KEY", "OPEN_ROUTER_API_KEY", "OPENAI_API_KEY"),
     )
+    llm_api_key_parameter: str | None = None
+    """Where the model API key is kept on AWS instead (same forms as `webhook_secret_parameter`)."""
+    secrets_max_age_seconds: int = Field(300, ge=0)
+    """How long a secret read from SSM / Secrets Manager is cached (its rotation delay)."""
     model: str = "openai/gpt-4o-mini"
     title_model: str = "openai/gpt-4o-mini"
     llm_timeout_seconds: float = 120.0
@@ -114,7 +121,12 @@ class Settings(BaseSettings):
     """Where the identity provider publishes its signing keys (RS256/ES256 tokens verified in
     the app): for functions without an API Gateway authorizer, like the streaming URL."""
     jwt_audience: str | None = None
+    """Accepted audiences, comma-separated; empty skips the check (Cognito access tokens have
+    no `aud`: require `client_id` with `jwt_required_claims` instead)."""
     jwt_issuer: str | None = None
+    jwt_required_claims: str | None = None
+    """Claims a token must carry, `name=value` pairs, comma-separated (e.g.
+    `token_use=access,client_id=abc`)."""
 
     # --- Dispatch ------------------------------------------------------------------------
     dispatch: Literal["inprocess", "lambda"] = "inprocess"
@@ -133,8 +145,17 @@ class Settings(BaseSettings):
     data_dir: str = ".data"
 
     def secret(self, name: str) -> str | None:
+        """The secret's value: from the environment (dev, tests), else from where
+        `<name>_parameter` says it is kept (cached for `secrets_max_age_seconds`)."""
         value = getattr(self, name)
-        return value.get_secret_value() if value is not None else None
+        if value is not None:
+            return value.get_secret_value()
+        where = getattr(self, f"{name}_parameter", None)
+        if not where:
+            return None
+        from .secrets import read_secret
+
+        return read_secret(where, max_age=self.secrets_max_age_seconds)
 
 
 @lru_cache(maxsize=1)

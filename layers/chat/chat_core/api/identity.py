@@ -3,19 +3,24 @@
     @router.get("/me")
     async def me(user_id: UserId): ...
 
-Behind API Gateway the JWT authorizer validates the token and the claims arrive in the
-Lambda event (through Mangum) or in the `x-amzn-request-context` header (through the
-Lambda Web Adapter, trusted only when running under it). Where no authorizer stands in
-front (the streaming Function URL), the app verifies the identity provider's tokens itself
-against its published keys (`CHAT_JWT_JWKS_URL`, with issuer and audience). The dev server
-verifies HS256 tokens signed with `CHAT_JWT_SECRET`. No token means anonymous: anonymous
-sessions and tasks are reachable only through their unguessable ids.
+Where an API Gateway authorizer stands in front, its claims arrive in the Lambda event
+(through Mangum) or in the `x-amzn-request-context` header (through the Lambda Web Adapter,
+trusted only when running under it). The stack in template.yaml has none (an authorizer
+cannot let a request without a token through and still cache): the app verifies the
+identity provider's tokens itself against its published keys (`CHAT_JWT_JWKS_URL`, with
+issuer, optional audience and required claims), caching the keys and each verified token
+until it expires. The dev server verifies HS256 tokens signed with `CHAT_JWT_SECRET`. No
+token means anonymous: anonymous sessions and tasks are reachable only through their
+unguessable ids; a token that fails any check is 401, never anonymous.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import time
+from collections import OrderedDict
 from functools import lru_cache
 from typing import Annotated, Any
 
@@ -53,6 +58,23 @@ def current_user_id(request: Request) -> str | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise ApiError(401, "INVALID_TOKEN", "The Authorization header must be 'Bearer <token>'.")
+    digest = _digest(token)
+    cached = _verified.get(digest)
+    if cached is not None and cached[1] > time.time():
+        return cached[0]
+    user_id, expires = _verify(token)
+    _remember(digest, user_id, expires)
+    return user_id
+
+
+def _digest(token: str) -> bytes:
+    # What the token was checked against is part of the key: other settings, other verdict.
+    s = get_settings()
+    checks = (s.jwt_jwks_url, s.jwt_issuer, s.jwt_audience, s.jwt_required_claims)
+    return hashlib.sha256(f"{token}\0{checks}\0{s.secret('jwt_secret')}".encode()).digest()
+
+
+def _verify(token: str) -> tuple[str, float]:
     settings = get_settings()
     try:
         if settings.jwt_jwks_url:
@@ -66,13 +88,14 @@ def current_user_id(request: Request) -> str | None:
                 "JWT_NOT_CONFIGURED",
                 "This server cannot verify tokens: set CHAT_JWT_JWKS_URL or CHAT_JWT_SECRET.",
             )
+        audience = [a.strip() for a in (settings.jwt_audience or "").split(",") if a.strip()]
         claims = jwt.decode(
             token,
             key,
             algorithms=algorithms,
-            audience=settings.jwt_audience.split(",") if settings.jwt_audience else None,
-            issuer=settings.jwt_issuer,
-            options={"require": ["sub"], "verify_aud": settings.jwt_audience is not None},
+            audience=audience or None,
+            issuer=settings.jwt_issuer or None,
+            options={"require": ["sub", "exp"], "verify_aud": bool(audience)},
         )
     except jwt.ExpiredSignatureError as exc:
         raise ApiError(401, "TOKEN_EXPIRED", "The token has expired.") from exc
@@ -82,7 +105,29 @@ def current_user_id(request: Request) -> str | None:
         ) from exc
     except (jwt.InvalidTokenError, jwt.PyJWKClientError) as exc:  # or a key id nobody publishes
         raise ApiError(401, "INVALID_TOKEN", f"The token is not valid: {exc}.") from exc
-    return str(claims["sub"])
+    for name, expected in _required_claims(settings.jwt_required_claims or ""):
+        if str(claims.get(name)) != expected:
+            raise ApiError(401, "INVALID_TOKEN", f"The token's {name!r} claim is not accepted.")
+    return str(claims["sub"]), float(claims["exp"])
+
+
+@lru_cache(maxsize=4)
+def _required_claims(spec: str) -> tuple[tuple[str, str], ...]:
+    pairs = (pair.partition("=") for pair in spec.split(",") if pair.strip())
+    return tuple((name.strip(), value.strip()) for name, _, value in pairs)
+
+
+# Verified tokens (by digest) → (user id, expiry): a warm function checks a returning
+# token's signature once, not on every request. Bounded; expiry is checked on each use.
+_verified: OrderedDict[bytes, tuple[str, float]] = OrderedDict()
+_VERIFIED_MAX = 1024
+
+
+def _remember(digest: bytes, user_id: str, expires: float) -> None:
+    _verified[digest] = (user_id, expires)
+    _verified.move_to_end(digest)
+    while len(_verified) > _VERIFIED_MAX:
+        _verified.popitem(last=False)
 
 
 @lru_cache(maxsize=4)

@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-import openai
 
 from ..settings import get_settings
 
+if TYPE_CHECKING:
+    import openai
+
+# `openai` is imported on the first model call, not at import: it is the heaviest import
+# of the layer (~0.3 s), and a cold start that never calls a model must not pay for it.
 _clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI]" = (
     weakref.WeakKeyDictionary()
 )
@@ -29,6 +33,8 @@ def get_llm_client() -> openai.AsyncOpenAI:
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
+        import openai
+
         settings = get_settings()
         client = _clients[loop] = openai.AsyncOpenAI(
             base_url=settings.llm_base_url,
@@ -48,6 +54,8 @@ def reset_llm_clients() -> None:
 def is_retryable(exc: BaseException) -> bool:
     """429, 5xx and connection failures are worth another try; nothing else is.
     A stream dropped half way surfaces from httpx, not wrapped by the SDK."""
+    import openai
+
     if isinstance(exc, (openai.RateLimitError, openai.APIConnectionError, httpx.TransportError)):
         return True
     if isinstance(exc, openai.APIStatusError):
@@ -76,6 +84,8 @@ def _retry_after(exc: BaseException | None) -> float | None:
 
 
 def user_message_for(exc: BaseException) -> str:
+    import openai
+
     if isinstance(exc, openai.RateLimitError):
         return (
             "The AI model is receiving too many requests right now. Please try again in a minute."
