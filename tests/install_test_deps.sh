@@ -34,4 +34,25 @@ if [ ! -x /usr/bin/chromium ]; then
     echo "chromium not found and not root: the browser test will not run"
   fi
 fi
+# AWS SAM CLI in a Python 3.12 venv of its own, for the tests that run `sam build` (no
+# Docker: the build runs here) and the built functions (3.12, like the Lambda runtime);
+# beside it, boto3 as the runtime provides it to a function.
+PY312="$(command -v python3.12 || true)"
+if [ -z "$PY312" ] && command -v pyenv >/dev/null 2>&1; then
+  candidate="$(pyenv root)/versions/3.12.1/bin/python"
+  [ -x "$candidate" ] && PY312="$candidate"
+fi
+if [ -n "$PY312" ]; then
+  if [ ! -x .venv-sam/bin/sam ]; then
+    echo "installing aws-sam-cli into .venv-sam for the sam build tests"
+    ("$PY312" -m venv .venv-sam && .venv-sam/bin/pip install --quiet aws-sam-cli) \
+      || echo "installing aws-sam-cli failed: the sam build tests will not run"
+  fi
+  if [ -x .venv-sam/bin/pip ] && [ ! -d .venv-sam/lambda-runtime/boto3 ]; then
+    .venv-sam/bin/pip install --quiet --target .venv-sam/lambda-runtime boto3 \
+      || echo "installing the runtime's boto3 failed: the sam build tests will not run"
+  fi
+else
+  echo "no Python 3.12 (python3.12 on PATH or pyenv 3.12.1): the sam build tests will not run"
+fi
 exit 0
