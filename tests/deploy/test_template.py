@@ -310,7 +310,7 @@ def test_no_gateway_authorizer_stands_in_front_the_functions_verify_tokens() -> 
     jwks = resolve(
         environment["CHAT_JWT_JWKS_URL"], {"JwtIssuer": "https://idp"}, DEFAULT_CONDITIONS
     )
-    assert jwks == {"Fn::Sub": "${JwtIssuer}/.well-known/jwks.json"}
+    assert jwks == "https://idp/.well-known/jwks.json"
     assert environment["CHAT_JWT_AUDIENCE"] == {"Ref": "JwtAudience"}
     assert environment["CHAT_JWT_REQUIRED_CLAIMS"] == {"Ref": "JwtRequiredClaims"}
     assert template()["Parameters"]["JwtAudience"]["Default"] == ""  # optional (Cognito)
