@@ -46,6 +46,12 @@ class GenerationRequest(BaseModel):
     user_id: str | None = None
 
 
+class GenerationAccepted(BaseModel):
+    status: str
+    operation_id: str
+    eta_seconds: float
+
+
 class FakeAgentGenerator:
     def __init__(self, webhook_secret: str, delay_seconds: float = 4.0) -> None:
         self.webhook = Webhook(webhook_secret)
@@ -54,7 +60,11 @@ class FakeAgentGenerator:
         self._deliveries: set[asyncio.Task[None]] = set()
         self.router = APIRouter(prefix="/dev", tags=["dev"])
         self.router.add_api_route(
-            "/agent-generator", self.accept, methods=["POST"], status_code=202, response_model=None
+            "/agent-generator",
+            self.accept,
+            methods=["POST"],
+            status_code=202,
+            response_model=GenerationAccepted,
         )
 
     async def accept(self, body: GenerationRequest) -> JSONResponse:

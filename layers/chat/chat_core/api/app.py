@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI
 from . import events, health, sessions, streams, tasks, webhook
 from .errors import install_error_handlers
 from .limits import BodyLimit
+from .openapi import documented, install_openapi
 
 PREFIX = "/api/chat"
 
@@ -31,9 +32,12 @@ def create_app(*routers: APIRouter, title: str = "Chat streaming backend") -> Fa
         title=title,
         version="0.1.0",
         description="Resumable chat streaming for LLM assistants (Vercel AI SDK UI message stream).",
+        # Operation ids are the handlers' names, so generated clients read `create_session`.
+        generate_unique_id_function=lambda route: route.name,
     )
     install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(BodyLimit)
     for router in routers:
-        app.include_router(router, prefix=PREFIX)
+        app.include_router(documented(router), prefix=PREFIX)
     return app

@@ -20,12 +20,19 @@ from ..protocol import sse
 from ..settings import get_settings
 from .errors import ApiError
 from .identity import UserId
+from .openapi import SESSION_EVENTS_STREAM, EventStream, responses
 from .sessions import load_session
 
 router = APIRouter(tags=["events"])
 
 
-@router.get("/events", response_model=None)
+@router.get(
+    "/events",
+    response_class=EventStream,
+    responses=responses(
+        {401: "UNAUTHENTICATED", 404: "SESSION_NOT_FOUND"}, stream=SESSION_EVENTS_STREAM
+    ),
+)
 async def session_events(
     user_id: UserId, session_id: Annotated[str | None, Query(max_length=64)] = None
 ) -> EventSourceResponse:

@@ -29,6 +29,7 @@ from fastapi import Depends, Request
 
 from ..settings import get_settings
 from .errors import ApiError
+from .openapi import declares
 
 
 def _gateway_claims(request: Request) -> dict[str, Any] | None:
@@ -48,6 +49,10 @@ def _gateway_claims(request: Request) -> dict[str, Any] | None:
     return claims if isinstance(claims, dict) else None
 
 
+@declares(
+    {401: ("INVALID_TOKEN", "TOKEN_EXPIRED"), 503: ("JWT_NOT_CONFIGURED", "JWKS_UNAVAILABLE")},
+    bearer="optional",
+)
 def current_user_id(request: Request) -> str | None:
     claims = _gateway_claims(request)
     if claims is not None:
@@ -136,6 +141,7 @@ def _jwks(url: str) -> jwt.PyJWKClient:
     return jwt.PyJWKClient(url, cache_keys=True, lifespan=600, timeout=5)
 
 
+@declares({401: "UNAUTHENTICATED"}, bearer="required")
 def required_user_id(user_id: Annotated[str | None, Depends(current_user_id)]) -> str:
     if user_id is None:
         raise ApiError(401, "UNAUTHENTICATED", "Sign in to do this.")

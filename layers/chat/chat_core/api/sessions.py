@@ -9,20 +9,62 @@ PATCH  /api/chat/sessions/{id}/assign-user    → the anonymous session becomes 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel
 
 from .. import registry
 from ..chat.turns import cancel_task
 from ..notifications import SessionEvent, notify
 from ..sessions import get_session_store
-from ..sessions.models import ChatSession
+from ..sessions.models import ChatMessage, ChatSession
 from .errors import SESSION_NOT_FOUND
 from .identity import SignedInUserId, UserId
 from .paths import SessionId
 
 router = APIRouter(tags=["sessions"])
+
+
+class SessionCreated(BaseModel):
+    id: str
+    created_at: datetime
+    user_id: str | None
+
+
+class SessionSummary(BaseModel):
+    id: str
+    title: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionSummary]
+    total: int
+
+
+class ActiveStream(BaseModel):
+    task_id: str
+    last_message_id: str
+
+
+class SessionDetail(BaseModel):
+    id: str
+    user_id: str | None
+    title: str | None
+    created_at: datetime
+    updated_at: datetime
+    messages: list[ChatMessage]
+    """Messages in OpenAI shape; the running turn's answer is left out (its stream has it)."""
+    active_stream: ActiveStream | None
+
+
+class SessionAssigned(BaseModel):
+    status: str
+    id: str
+    user_id: str
 
 
 async def load_session(session_id: str, user_id: str | None) -> ChatSession:
@@ -32,18 +74,18 @@ async def load_session(session_id: str, user_id: str | None) -> ChatSession:
     return session
 
 
-@router.post("/sessions")
+@router.post("/sessions", response_model=SessionCreated)
 async def create_session(user_id: UserId) -> dict[str, Any]:
     session = await get_session_store().create(user_id)
     await notify(user_id, SessionEvent(type="session_created", session_id=session.session_id))
     return {"id": session.session_id, "created_at": session.created_at, "user_id": session.user_id}
 
 
-@router.get("/sessions")
+@router.get("/sessions", response_model=SessionList)
 async def list_sessions(
     user_id: SignedInUserId,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> dict[str, Any]:
     summaries, total = await get_session_store().list_sessions(user_id, limit, offset)
     return {
@@ -60,7 +102,10 @@ async def list_sessions(
     }
 
 
-@router.get("/sessions/{session_id}")
+# Unset message fields stay out of the answer, as the store leaves them out.
+@router.get(
+    "/sessions/{session_id}", response_model=SessionDetail, response_model_exclude_unset=True
+)
 async def get_session(session_id: SessionId, user_id: UserId) -> dict[str, Any]:
     session = await load_session(session_id, user_id)
     task, last_id = await registry.get_active_task_for_session(session_id, user_id)
@@ -94,7 +139,7 @@ async def delete_session(session_id: SessionId, user_id: UserId) -> Response:
     return Response(status_code=204)
 
 
-@router.patch("/sessions/{session_id}/assign-user")
+@router.patch("/sessions/{session_id}/assign-user", response_model=SessionAssigned)
 async def assign_user(session_id: SessionId, user_id: SignedInUserId) -> dict[str, str]:
     if not await get_session_store().assign_user(session_id, user_id):
         raise SESSION_NOT_FOUND

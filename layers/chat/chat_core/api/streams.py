@@ -24,6 +24,7 @@ from ..sessions import get_session_store
 from ..settings import get_settings
 from .errors import SESSION_NOT_FOUND, ApiError
 from .identity import UserId
+from .openapi import UI_MESSAGE_STREAM, EventStream, responses
 from .paths import SessionId, checked_id
 from .reading import task_stream_response
 from .sessions import load_session
@@ -88,7 +89,13 @@ async def _start(
     return await task_stream_response(task, "0-0")
 
 
-@router.post("/sessions/{session_id}/stream")
+@router.post(
+    "/sessions/{session_id}/stream",
+    response_class=EventStream,
+    responses=responses(
+        {413: "MESSAGE_TOO_LARGE", 429: "TURN_IN_PROGRESS"}, stream=UI_MESSAGE_STREAM
+    ),
+)
 async def stream_turn(session_id: SessionId, body: StreamRequest, user_id: UserId) -> Response:
     _check_length(body.message)
     context = body.context.model_dump(exclude_none=True) if body.context else None
@@ -101,7 +108,19 @@ async def stream_turn(session_id: SessionId, body: StreamRequest, user_id: UserI
     )
 
 
-@router.post("")
+@router.post(
+    "",
+    response_class=EventStream,
+    responses=responses(
+        {
+            404: "SESSION_NOT_FOUND",
+            413: "MESSAGE_TOO_LARGE",
+            422: "NO_USER_MESSAGE",
+            429: "TURN_IN_PROGRESS",
+        },
+        stream=UI_MESSAGE_STREAM,
+    ),
+)
 async def ai_sdk_chat(body: ChatRequest, user_id: UserId) -> Response:
     session_id = checked_id(body.id, "SESSION_NOT_FOUND", "No such chat session.")
     message: str | None = None

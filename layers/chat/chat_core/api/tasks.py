@@ -12,14 +12,17 @@ when only its stream is left.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, Field
 
 from .. import registry
 from ..chat.turns import cancel_task
 from .errors import TASK_EXPIRED, TASK_NOT_FOUND
 from .identity import UserId
+from .openapi import UI_MESSAGE_STREAM, EventStream, responses
 from .paths import SessionId, TaskId
 from .reading import resolve_cursor, task_stream_response
 from .sessions import load_session
@@ -27,6 +30,34 @@ from .sessions import load_session
 router = APIRouter(tags=["tasks"])
 
 Cursor = Annotated[str | None, Query(description="Resume after this entry id (else Last-Event-ID)")]
+STATUS = "running, completed, failed or cancelled"
+
+
+class TaskStatus(BaseModel):
+    task_id: str
+    session_id: str
+    status: str = Field(description=STATUS)
+    tool_name: str
+    operation_id: str
+    created_at: datetime
+
+
+class CancelResult(BaseModel):
+    task_id: str
+    status: str = Field(description=f"The task's status now: {STATUS}")
+
+
+_EXPIRED = {410: "TASK_EXPIRED"}
+_READ = responses(
+    {**_EXPIRED, 422: "INVALID_CURSOR"},
+    stream=UI_MESSAGE_STREAM,
+    empty="The task is over and nothing follows the cursor: stop reconnecting.",
+)
+_RESUME = responses(
+    {422: "INVALID_CURSOR"},
+    stream=UI_MESSAGE_STREAM,
+    empty="No turn is running in this session (or it is over and nothing follows the cursor).",
+)
 
 
 async def load_task(task_id: str, user_id: str | None) -> registry.ActiveTask:
@@ -38,7 +69,7 @@ async def load_task(task_id: str, user_id: str | None) -> registry.ActiveTask:
     return task
 
 
-@router.get("/tasks/{task_id}")
+@router.get("/tasks/{task_id}", response_model=TaskStatus, responses=responses(_EXPIRED))
 async def task_status(task_id: TaskId, user_id: UserId) -> dict[str, Any]:
     task = await load_task(task_id, user_id)
     return {
@@ -51,7 +82,7 @@ async def task_status(task_id: TaskId, user_id: UserId) -> dict[str, Any]:
     }
 
 
-@router.get("/tasks/{task_id}/stream", response_model=None)
+@router.get("/tasks/{task_id}/stream", response_class=EventStream, responses=_READ)
 async def task_stream(
     task_id: TaskId, request: Request, user_id: UserId, last_message_id: Cursor = None
 ) -> Response:
@@ -59,7 +90,7 @@ async def task_stream(
     return await task_stream_response(await load_task(task_id, user_id), cursor)
 
 
-@router.post("/tasks/{task_id}/cancel")
+@router.post("/tasks/{task_id}/cancel", response_model=CancelResult, responses=responses(_EXPIRED))
 async def cancel(task_id: TaskId, user_id: UserId) -> dict[str, str]:
     task = await load_task(task_id, user_id)
     return {"task_id": task_id, "status": await cancel_task(task)}
@@ -76,14 +107,14 @@ async def _resume(
     return await task_stream_response(task, cursor)
 
 
-@router.get("/sessions/{session_id}/stream", response_model=None)
+@router.get("/sessions/{session_id}/stream", response_class=EventStream, responses=_RESUME)
 async def resume_session(
     session_id: SessionId, request: Request, user_id: UserId, last_message_id: Cursor = None
 ) -> Response:
     return await _resume(session_id, request, user_id, last_message_id)
 
 
-@router.get("/{session_id}/stream", response_model=None)
+@router.get("/{session_id}/stream", response_class=EventStream, responses=_RESUME)
 async def resume_ai_sdk(
     session_id: SessionId, request: Request, user_id: UserId, last_message_id: Cursor = None
 ) -> Response:

@@ -13,7 +13,7 @@ A repeated webhook-id gets the first answer again and changes nothing.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
@@ -23,6 +23,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from ..completions.inbox import UnknownOperation, accept_webhook
 from ..settings import get_settings
 from .errors import ApiError
+from .openapi import responses, webhook_request
 
 router = APIRouter(tags=["webhook"])
 
@@ -33,6 +34,12 @@ class CompletionBody(BaseModel):
     success: bool
     result: Any = None
     error: str | None = None
+
+
+class WebhookAnswer(BaseModel):
+    status: Literal["accepted", "already_finished"]
+    operation_id: str
+    task_id: str
 
 
 def _verifier() -> Webhook:
@@ -51,7 +58,25 @@ def _verifier() -> Webhook:
         ) from exc
 
 
-@router.post("/operations/{operation_id}/complete", status_code=202)
+@router.post(
+    "/operations/{operation_id}/complete",
+    status_code=202,
+    response_model=WebhookAnswer,
+    response_description="Durably queued (or queued before, for a repeated webhook-id)",
+    openapi_extra=webhook_request(CompletionBody),
+    responses={
+        200: {"model": WebhookAnswer, "description": "The task is already over: nothing to do"},
+        **responses(
+            {
+                401: "INVALID_SIGNATURE",
+                404: "OPERATION_NOT_FOUND",
+                413: "BODY_TOO_LARGE",
+                422: "INVALID_COMPLETION",
+                503: "WEBHOOK_NOT_CONFIGURED",
+            }
+        ),
+    },
+)
 async def complete_operation(
     request: Request, operation_id: str = Path(max_length=64)
 ) -> JSONResponse:
