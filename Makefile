@@ -1,14 +1,19 @@
-# `make dev` runs the backend with its chat page; `make test` runs every test.
-# Both create the virtual environment on first use; nothing but Python 3.11+ and make needed.
+# `make dev` runs the backend with its chat page; `make test` runs every test; `make help`
+# lists the rest. Each creates the virtual environment on first use; nothing but
+# Python 3.11+ and make is needed.
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: dev test test-fast bench lint clean install test-deps
+.DEFAULT_GOAL := help
+.PHONY: help dev test test-fast bench lint clean install test-deps
 
-install: $(STAMP)
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: $(STAMP) ## Create .venv with the project and its dev tools
 
 $(STAMP): pyproject.toml layers/chat/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed")'
@@ -17,25 +22,24 @@ $(STAMP): pyproject.toml layers/chat/requirements.txt
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-dev: $(STAMP)
-	$(BIN)/python -m chat_dev.devserver
+dev: $(STAMP) ## Run the server and chat page locally (RELOAD=1: restart on *.py changes)
+	$(BIN)/python -m chat_dev.devserver $(if $(filter 1 true yes,$(RELOAD)),--reload)
 
-test: $(STAMP) test-deps
+test: $(STAMP) test-deps ## Every test (browser and AI SDK suites included)
 	$(BIN)/python -m pytest
 
-# The suites a developer runs while working: no browser, no npm, nothing marked slow.
-test-fast: $(STAMP)
+test-fast: $(STAMP) ## The quick suites: nothing slow, no browser, no npm
 	$(BIN)/python -m pytest -m "not slow and not browser and not node"
 
-test-deps: $(STAMP)
+test-deps: $(STAMP) ## Install what the browser and AI SDK tests need
 	@bash tests/install_test_deps.sh
 
-bench: $(STAMP) test-deps
+bench: $(STAMP) test-deps ## Benchmarks: prints a table, writes JSON in bench/results
 	$(BIN)/python -m bench
 
-lint: $(STAMP)
+lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check layers functions bench tests dev
 	$(BIN)/ruff format --check layers functions bench tests dev
 
-clean:
+clean: ## Remove .venv, caches, bench results and node_modules
 	rm -rf $(VENV) .pytest_cache bench/results tests/js/node_modules

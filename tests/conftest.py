@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 from chat_core import redis_client
 from chat_dev.embedded_redis import EmbeddedCluster, EmbeddedRedis
-from chat_core.settings import get_settings
+from chat_core.settings import Settings, get_settings
 
 # Keys from a developer's shell must not leak into tests (a live key would make the
 # scripted-model tests talk to a real model). Live tests read it from here.
@@ -37,6 +37,8 @@ for _name in list(os.environ):
     if _name.startswith("CHAT_") and _name not in ("CHAT_TEST_REDIS_URL", "CHAT_REDIS_SERVER_BIN"):
         del os.environ[_name]
 os.environ.pop("OPENAI_API_KEY", None)
+# Nor a developer's .env, which the settings read from the working directory (the repo).
+Settings.model_config["env_file"] = None
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "chat-tests")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "chat")

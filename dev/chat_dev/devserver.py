@@ -1,23 +1,31 @@
 """The local server: every route, the chat page, the worker and the sweeper in one process.
 
     make dev                                       # = python -m chat_dev.devserver
+    make dev RELOAD=1                              # restart on *.py changes (--reload)
     PORT=8080 make dev                             # another port
     CHAT_LLM_API_KEY=sk-… make dev                 # a real model (OpenRouter unless
                                                    #   CHAT_LLM_BASE_URL says otherwise)
+
+Settings come from the environment and from `.env` in the project folder (the environment
+wins; `.env.example` lists them all).
 
 What is not configured is provided, so a fresh clone runs with no keys at all:
 
 - CHAT_REDIS_URL unset: an embedded redis-server with persistence in `<cwd>/.data/redis`,
   so chats survive a restart;
 - no LLM key: the scripted OpenAI-compatible model (chat_dev.scripted_model);
-- CHAT_JWT_SECRET unset: one is generated for the session; `POST /dev/login {"user_id"}`
-  mints HS256 tokens with it;
-- CHAT_WEBHOOK_SECRET unset: a `whsec_` one is generated;
+- CHAT_JWT_SECRET unset: one is generated once and kept in `<cwd>/.data/secrets`, so the
+  tokens `POST /dev/login {"user_id"}` mints stay valid across restarts;
+- CHAT_WEBHOOK_SECRET unset: a `whsec_` one is generated and kept the same way;
 - CHAT_AGENT_GENERATOR_URL unset: a fake agent generator served here
   (chat_dev.fake_agent_generator), so `create_agent` completes by webhook.
 
 Knobs of the dev server alone: CHAT_DEV_MODEL_DELAY_MS (the scripted model's pause between
-chunks, 25) and CHAT_DEV_AGENT_DELAY_SECONDS (how long the fake generator takes, 4).
+chunks) and CHAT_DEV_AGENT_DELAY_SECONDS (how long the fake generator takes).
+
+With `--reload` a watcher (watchfiles) runs the server as a child process and restarts it
+when a `*.py` file under the working directory changes, as uvicorn's reload does; chats,
+secrets and so tokens survive the restart.
 
 `GET /dev/info` says what runs (which model answers, whether it is the scripted one and
 where its control API is, whether dev login is available); the page shows it as a banner.
@@ -35,12 +43,13 @@ import logging
 import os
 import re
 import secrets
+import shlex
 import signal
 import socket
 import sys
 import time
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -66,7 +75,6 @@ from chat_core.settings import get_settings
 logger = logging.getLogger("chat_core.devserver")
 
 SWEEP_EVERY_SECONDS = 60.0
-SCRIPTED_DELAY_MS = 25
 TOKEN_LIFETIME_SECONDS = 7 * 24 * 3600
 USER_ID = r"^[A-Za-z0-9_.@-]{1,64}$"
 
@@ -86,6 +94,7 @@ class DevEnvironment:
     llm_base_url: str = ""
     agent_generator_local: bool = False
     generated: list[str] = field(default_factory=list)
+    secrets_dir: Path | None = None
     _lock: IO[str] | None = None
 
     @property
@@ -147,8 +156,7 @@ def _prepare(env: DevEnvironment) -> None:
         os.environ["CHAT_REDIS_MODE"] = "standalone"
 
     if settings.llm_api_key is None:
-        delay = int(os.environ.get("CHAT_DEV_MODEL_DELAY_MS", SCRIPTED_DELAY_MS))
-        env.scripted = ScriptedModelServer(delay_ms=delay).start()
+        env.scripted = ScriptedModelServer(delay_ms=settings.dev_model_delay_ms).start()
         os.environ["CHAT_LLM_BASE_URL"] = env.scripted.base_url
         env.model = "the scripted model (no CHAT_LLM_API_KEY is set)"
         env.llm_base_url = env.scripted.base_url
@@ -156,19 +164,39 @@ def _prepare(env: DevEnvironment) -> None:
         env.model = settings.model
         env.llm_base_url = settings.llm_base_url
 
-    if settings.jwt_secret is None:
-        os.environ["CHAT_JWT_SECRET"] = secrets.token_urlsafe(32)
-        env.generated.append("CHAT_JWT_SECRET")
-    if settings.webhook_secret is None:
-        os.environ["CHAT_WEBHOOK_SECRET"] = (
+    generated: dict[str, Callable[[], str]] = {
+        "CHAT_JWT_SECRET": lambda: secrets.token_urlsafe(32),
+        "CHAT_WEBHOOK_SECRET": lambda: (
             "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-        )
-        env.generated.append("CHAT_WEBHOOK_SECRET")
+        ),
+    }
+    for name, make in generated.items():
+        if getattr(settings, name.removeprefix("CHAT_").lower()) is None:
+            env.secrets_dir = (env.project_dir / settings.data_dir / "secrets").resolve()
+            os.environ[name] = kept_secret(env.secrets_dir / name, make)
+            env.generated.append(name)
     if "CHAT_PUBLIC_BASE_URL" not in os.environ:
         os.environ["CHAT_PUBLIC_BASE_URL"] = env.url
     if not settings.agent_generator_url:
         os.environ["CHAT_AGENT_GENERATOR_URL"] = f"{env.url}/dev/agent-generator"
         env.agent_generator_local = True
+
+
+def kept_secret(path: Path, make: Callable[[], str]) -> str:
+    """The secret in `path`, made and written (owner-only) the first time. Two servers
+    starting at once agree: the first link wins and the other reads it."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f".{path.name}.{os.getpid()}")
+        draft.write_text(make())
+        draft.chmod(0o600)
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip()
 
 
 def _lock_data_dir(data_dir: Path) -> IO[str]:
@@ -193,6 +221,28 @@ class LoginRequest(BaseModel):
     user_id: str = Field(pattern=USER_ID, description="Any id: this is a dev server")
 
 
+class LoginAnswer(BaseModel):
+    token: str = Field(description="An HS256 JWT for `Authorization: Bearer …`")
+    user_id: str
+    expires_at: int = Field(description="Unix seconds")
+
+
+class DevInfo(BaseModel):
+    model: str
+    scripted: bool
+    scripted_url: str | None
+    llm_base_url: str
+    dev_login: bool
+    redis_url: str
+    redis_embedded: bool
+    redis_data_dir: str | None
+    agent_generator_url: str | None
+    agent_generator_local: bool
+    public_base_url: str
+    generated_secrets: list[str]
+    pid: int
+
+
 def mint_token(user_id: str, lifetime_seconds: int = TOKEN_LIFETIME_SECONDS) -> tuple[str, int]:
     settings = get_settings()
     now = int(time.time())
@@ -209,11 +259,11 @@ def mint_token(user_id: str, lifetime_seconds: int = TOKEN_LIFETIME_SECONDS) -> 
 def dev_router(env: DevEnvironment) -> APIRouter:
     router = APIRouter(prefix="/dev", tags=["dev"])
 
-    @router.get("/info")
+    @router.get("/info", response_model=DevInfo)
     async def info() -> dict[str, Any]:
         return env.info()
 
-    @router.post("/login")
+    @router.post("/login", response_model=LoginAnswer)
     async def login(body: LoginRequest) -> dict[str, Any]:
         token, expires_at = mint_token(body.user_id)
         return {"token": token, "user_id": body.user_id, "expires_at": expires_at}
@@ -242,6 +292,7 @@ def build_app(env: DevEnvironment) -> FastAPI:
     # Imported here: the settings must be final before the core reads them.
     from chat_core import background
     from chat_core.api.app import ALL_ROUTERS, create_app
+    from chat_core.api.openapi import documented
     from chat_core.completions.consumer import ConsumerService
     from chat_dev.fake_agent_generator import FakeAgentGenerator
     from chat_core.redis_client import close_redis
@@ -249,7 +300,7 @@ def build_app(env: DevEnvironment) -> FastAPI:
     settings = get_settings()
     generator = FakeAgentGenerator(
         webhook_secret=settings.secret("webhook_secret") or "",
-        delay_seconds=float(os.environ.get("CHAT_DEV_AGENT_DELAY_SECONDS", "4")),
+        delay_seconds=settings.dev_agent_delay_seconds,
     )
 
     @contextlib.asynccontextmanager
@@ -271,9 +322,9 @@ def build_app(env: DevEnvironment) -> FastAPI:
 
     app = create_app(*ALL_ROUTERS, title="Chat streaming backend (dev server)")
     app.router.lifespan_context = lifespan
-    app.include_router(dev_router(env))
+    app.include_router(documented(dev_router(env)))
     if env.agent_generator_local:
-        app.include_router(generator.router)
+        app.include_router(documented(generator.router))
     app.mount("/", _PageFiles(directory=web_dir(env.project_dir), html=True), name="page")
     return app
 
@@ -316,7 +367,7 @@ def banner(env: DevEnvironment) -> str:
         f'  Sign in     the box on the page, or POST {env.url}/dev/login {{"user_id": "…"}}',
     ]
     if env.generated:
-        lines.append(f"  Generated   {', '.join(env.generated)} (for this run only)")
+        lines.append(f"  Dev secrets {', '.join(env.generated)} (kept in {env.secrets_dir})")
     lines += ["  Ctrl-C stops everything.", ""]
     return "\n".join(lines)
 
@@ -367,7 +418,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=None, help="default: PORT, else 8000")
+    parser.add_argument(
+        "--reload", action="store_true", help="restart on *.py changes under the working folder"
+    )
     args = parser.parse_args(argv)
+    if args.reload:
+        _run_reloading(argv if argv is not None else sys.argv[1:])
+        return
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
     )
@@ -409,6 +466,32 @@ def main(argv: list[str] | None = None) -> None:
                 file=sys.stderr,
                 flush=True,
             )
+
+
+def _run_reloading(argv: list[str]) -> None:
+    """Run the server as a child and start it again when Python code changes: a whole new
+    process, so the embedded Redis and the scripted model restart with the code."""
+    from watchfiles import PythonFilter, run_process
+
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    command = shlex.join(
+        [sys.executable, "-m", "chat_dev.devserver", *(a for a in argv if a != "--reload")]
+    )
+    print(f"Reloading on changes to *.py under {Path.cwd()}", file=sys.stderr, flush=True)
+    try:
+        run_process(
+            Path.cwd(),
+            target=command,
+            target_type="command",
+            watch_filter=PythonFilter(),
+            callback=lambda changes: print(
+                f"Restarting: {len(changes)} file(s) changed", file=sys.stderr, flush=True
+            ),
+            # The child's own shutdown (open streams, Redis) must finish before a kill.
+            sigint_timeout=20,
+        )
+    except KeyboardInterrupt:
+        pass
 
 
 if __name__ == "__main__":

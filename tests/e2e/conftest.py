@@ -4,8 +4,8 @@
         dev_server.script({"kind": "reply", "delay_ms": 120, "stream": True})   # slow next answer
         httpx.get(f"{dev_server.url}/api/chat/health")
 
-`python -m chat_dev.devserver` runs on a free port against the test's Redis, with no
-LLM key, so the scripted model answers; its control API (from `/dev/info`) lets a test slow
+`python -m chat_dev.devserver` runs on a free port against the test's Redis, from an empty
+project folder, with no LLM key, so the scripted model answers; its control API (from `/dev/info`) lets a test slow
 an answer down or make it fail. At the end the server gets SIGINT, like Ctrl-C, and must
 exit 0 with nothing it started left running.
 """
@@ -102,7 +102,11 @@ class DevServer:
 
 
 def start_dev_server(
-    cwd: Path, log_path: Path, extra_env: dict[str, str] | None = None, timeout: float = 30.0
+    cwd: Path,
+    log_path: Path,
+    extra_env: dict[str, str] | None = None,
+    timeout: float = 30.0,
+    args: tuple[str, ...] = (),
 ) -> DevServer:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_") and k not in _DROPPED}
     port = free_port()
@@ -117,7 +121,7 @@ def start_dev_server(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "wb")  # noqa: SIM115 - the child writes to it until it exits
     process = subprocess.Popen(
-        [sys.executable, "-m", "chat_dev.devserver"],
+        [sys.executable, "-m", "chat_dev.devserver", *args],
         cwd=cwd,
         env=env,
         stdout=log,
@@ -145,10 +149,11 @@ def start_dev_server(
 
 
 @pytest.fixture
-def dev_server(redis_target, request: pytest.FixtureRequest) -> Iterator[DevServer]:
+def dev_server(redis_target, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DevServer]:
     name = request.node.name.replace("/", "_").replace("[", "-").replace("]", "")
+    # A project folder of its own: no developer's .env is read, no secrets land in the repo.
     server = start_dev_server(
-        REPO,
+        tmp_path,
         ARTIFACTS / "logs" / f"{name}.log",
         {"CHAT_REDIS_URL": redis_target.url, "CHAT_REDIS_MODE": redis_target.mode},
     )

@@ -5,8 +5,9 @@
 The server is started the way the Makefile does (`python -m chat_dev.devserver` from
 the project folder, here a temporary one), with no CHAT_* variable: it must start its own
 Redis with persistence in `<project>/.data/redis`, the scripted model and the fake agent
-generator, serve the page, keep chats across a restart, and leave nothing running after
-SIGINT or SIGTERM.
+generator, serve the page, keep chats and sign-ins across a restart, read the project's
+`.env`, restart itself on code changes with `--reload` (`make dev RELOAD=1`), and leave
+nothing running after SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -105,10 +107,15 @@ def test_make_dev_with_nothing_configured(tmp_path: Path) -> None:
         "Dev server stopped, and the embedded Redis and the scripted model with it." in server.log()
     )
 
-    # Started again: the chat is still there (the JWT secret is new, so is the token).
+    secret = tmp_path / ".data" / "secrets" / "CHAT_JWT_SECRET"
+    assert secret.stat().st_mode & 0o777 == 0o600
+
+    # Started again, now with a .env in the project folder: the chat is still there, the
+    # token from before the restart still signs grace in, and the .env setting holds.
+    (tmp_path / ".env").write_text("CHAT_STREAM_TTL_SECONDS=1234\n")
     again = start_dev_server(tmp_path, logs / "make-dev-second.log")
     try:
-        headers = sign_in(again, "grace")
+        assert httpx.get(f"{again.api}/config/ttl").json()["stream_ttl_seconds"] == 1234
         listed = httpx.get(f"{again.api}/sessions", headers=headers).json()["sessions"]
         assert [s["id"] for s in listed] == [session_id]
         session = httpx.get(f"{again.api}/sessions/{session_id}", headers=headers).json()
@@ -116,6 +123,36 @@ def test_make_dev_with_nothing_configured(tmp_path: Path) -> None:
         assert session["messages"][1]["content"].startswith("Hello, nice to meet you!")
     finally:
         stop_and_check(again, signal.SIGTERM, data_dir)
+
+
+def test_reload_restarts_on_python_changes_and_keeps_sign_ins(tmp_path: Path) -> None:
+    server = start_dev_server(
+        tmp_path, ARTIFACTS / "logs" / "make-dev-reload.log", args=("--reload",)
+    )
+    data_dir = tmp_path / ".data" / "redis"
+    try:
+        first_pid = server.info["pid"]
+        headers = sign_in(server, "lin")
+        session_id = httpx.post(f"{server.api}/sessions", headers=headers).json()["id"]
+
+        (tmp_path / "edited.py").write_text("CHANGED = True\n")
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                pid = httpx.get(f"{server.url}/dev/info", timeout=2).json()["pid"]
+            except httpx.HTTPError:
+                pid = first_pid  # between the old process and the new one
+            if pid != first_pid:
+                break
+            assert time.monotonic() < deadline, f"no restart:\n{server.log()[-3000:]}"
+            time.sleep(0.2)
+
+        listed = httpx.get(f"{server.api}/sessions", headers=headers)
+        assert listed.status_code == 200, listed.text
+        assert [s["id"] for s in listed.json()["sessions"]] == [session_id]
+        assert "Restarting: 1 file(s) changed" in server.log()
+    finally:
+        stop_and_check(server, signal.SIGINT, data_dir)
 
 
 def server_env() -> dict[str, str]:

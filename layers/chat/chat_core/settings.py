@@ -5,7 +5,9 @@
     settings.redis_url          # None in dev: the embedded server is started instead
 
 Every knob the system has lives here, so a deployment is described by its environment and
-nothing else. ``get_settings()`` caches; tests change the environment and call
+nothing else. A ``.env`` file in the working directory (the project root under `make dev`)
+is read too; the real environment wins over it. `.env.example` lists every setting with its
+default. ``get_settings()`` caches; tests change the environment and call
 ``get_settings.cache_clear()``.
 """
 
@@ -17,9 +19,13 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+ENV_FILE = ".env"
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CHAT_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="CHAT_", extra="ignore", env_file=ENV_FILE, env_file_encoding="utf-8"
+    )
 
     # --- Redis ---------------------------------------------------------------------------
     redis_url: str | None = None
@@ -143,6 +149,11 @@ class Settings(BaseSettings):
     # --- Dev server ----------------------------------------------------------------------
     port: int = Field(8000, validation_alias=AliasChoices("PORT", "CHAT_PORT"))
     data_dir: str = ".data"
+    """Embedded Redis's data and the dev secrets (kept across restarts), under the project."""
+    dev_model_delay_ms: int = 25
+    """The scripted model's pause between chunks (when no LLM key is set)."""
+    dev_agent_delay_seconds: float = 4.0
+    """How long the fake agent generator takes before it answers by webhook."""
 
     def secret(self, name: str) -> str | None:
         """The secret's value: from the environment (dev, tests), else from where
