@@ -9,6 +9,8 @@
 
 The rules, first match wins:
 - a non-streaming request whose system message asks for a title → a short Title Case title;
+- a non-streaming request whose system message asks for a summary → a one-paragraph summary
+  of the user's requests in the transcript it was given;
 - the last message is a tool result → an answer built from the latest tool call results;
 - the user asks to find an agent and `find_agent` is offered → call it with a query;
 - the user asks to create an agent and `create_agent` is offered → call it;
@@ -62,6 +64,8 @@ def answer(request: Request) -> Reply:
     messages: list[Mapping[str, Any]] = list(request.get("messages") or [])
     if not request.get("stream") and _asks_for_title(messages):
         return Reply(text=title_for(last_user_text(messages)))
+    if not request.get("stream") and _asks_for_summary(messages):
+        return Reply(text=summary_for(last_user_text(messages)))
     if messages and messages[-1].get("role") == "tool":
         return Reply(text=explain_tool_results(latest_tool_results(messages)))
     user_text = last_user_text(messages)
@@ -108,6 +112,14 @@ def _asks_for_title(messages: Sequence[Mapping[str, Any]]) -> bool:
     return any(
         message.get("role") == "system"
         and re.search(r"\btitle\b", text_of(message.get("content")), re.IGNORECASE)
+        for message in messages
+    )
+
+
+def _asks_for_summary(messages: Sequence[Mapping[str, Any]]) -> bool:
+    return any(
+        message.get("role") == "system"
+        and re.search(r"\bsummar", text_of(message.get("content")), re.IGNORECASE)
         for message in messages
     )
 
@@ -184,6 +196,24 @@ def search_query(text: str) -> str:
     # "agent" says nothing the tool does not already know, unless it is all there is.
     topical = [word for word in words if not _AGENT_WORD.fullmatch(word)]
     return " ".join(topical or words) or text.strip()
+
+
+# --- summaries --------------------------------------------------------------------------
+
+_SPEAKER = re.compile(r"^(user|assistant|tool)\s*:\s*(.*)$", re.IGNORECASE)
+
+
+def summary_for(transcript: str) -> str:
+    """What a summarising model would say of a transcript of `role: text` lines: the user's
+    requests in order, each shortened, in one paragraph."""
+    asks = []
+    for line in transcript.splitlines():
+        match = _SPEAKER.match(line.strip())
+        if match and match.group(1).lower() == "user" and match.group(2).strip():
+            asks.append(_shorten(" ".join(match.group(2).split()), 80))
+    if not asks:
+        return "Summary: an earlier exchange with no questions from the user."
+    return "Summary: earlier, the user asked " + "; then ".join(asks) + "."
 
 
 # --- titles -----------------------------------------------------------------------------

@@ -8,6 +8,7 @@
         client = OpenAI(base_url=model.base_url, api_key="anything")
         client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
         model.chat_requests[-1].messages     # what the model was sent
+        model.chat_requests[-1].system_prompt        # and the system prompt it was given
 
     python -m chat_dev.scripted_model --port 8001 --delay-ms 15
 
@@ -20,8 +21,10 @@ Queued behaviours answer the next requests in order; with the queue empty the br
     GET  /_scripted/requests   {"requests": [{"method", "path", "body"}]}: all received
     POST /_scripted/reset      empty the queue and the record (204)
 
-Behaviour kinds: `reply` (text and/or tool_calls, optional delay_ms), `drop`, `stream_error`,
-`http_error`; see the classes below. Any behaviour may carry `"stream": true|false` to be
+Behaviour kinds: `reply` (text and/or tool_calls, optional delay_ms), `drop`, `stream_error`
+(`overloaded_mid_stream()` is the provider overload that arrives after the answer began),
+`http_error`; see the classes below. A non-streaming request asking for a summary is answered
+with one (see `scripted_brain`). Any behaviour may carry `"stream": true|false` to be
 taken only by a streaming or a non-streaming request.
 """
 
@@ -46,7 +49,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from chat_dev.scripted_brain import Reply, ToolCall, answer
+from chat_dev.scripted_brain import Reply, ToolCall, answer, text_of
 from chat_dev.scripted_wire import DONE, Completion, error_body, estimate_prompt_tokens, sse
 
 __all__ = [
@@ -138,6 +141,18 @@ class RecordedRequest:
         return self.body.get("messages", []) if isinstance(self.body, dict) else []
 
     @property
+    def system_prompt(self) -> str | None:
+        """The first system message's text: the prompt the model was given."""
+        for message in self.messages:
+            if message.get("role") == "system":
+                return text_of(message.get("content"))
+        return None
+
+    @property
+    def streaming(self) -> bool:
+        return isinstance(self.body, dict) and bool(self.body.get("stream"))
+
+    @property
     def tool_names(self) -> list[str]:
         tools = self.body.get("tools") if isinstance(self.body, dict) else None
         return [tool["function"]["name"] for tool in tools or []]
@@ -227,6 +242,19 @@ class ScriptedModel:
         self, message: str = "Provider returned error", *, after_chunks: int = 2
     ) -> None:
         self.enqueue(StreamError(message=message, after_chunks=after_chunks, stream=True))
+
+    def overloaded_mid_stream(self, *, after_chunks: int = 2, text: str | None = None) -> None:
+        """The next streamed answer begins, then the provider reports it is overloaded, as
+        OpenRouter relays an upstream overload once HTTP 200 has been sent."""
+        self.enqueue(
+            StreamError(
+                message="Overloaded",
+                code="overloaded_error",
+                after_chunks=after_chunks,
+                text=text,
+                stream=True,
+            )
+        )
 
     def pending(self) -> list[Behaviour]:
         with self._lock:

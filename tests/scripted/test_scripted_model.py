@@ -284,6 +284,40 @@ async def test_error_inside_the_stream_raises_api_error(model, client):
     assert seen.finish_reasons == []
 
 
+async def test_an_overload_mid_stream_raises_api_error_after_some_text(model, client):
+    model.overloaded_mid_stream(after_chunks=2, text="Well, this begins and then breaks")
+    seen = Streamed()
+
+    with pytest.raises(openai.APIError) as raised:
+        await stream(client, USER_HI, seen)
+
+    assert not isinstance(raised.value, openai.APIStatusError)  # HTTP 200 was already sent
+    assert "Overloaded" in str(raised.value) and raised.value.body["code"] == "overloaded_error"
+    assert seen.text and seen.finish_reasons == []
+
+
+async def test_the_system_prompt_received_is_recorded(model, client):
+    messages = [{"role": "system", "content": "You are terse."}, *USER_HI]
+    await stream(client, messages)
+    await complete(client, USER_HI)
+    assert [r.system_prompt for r in model.chat_requests] == ["You are terse.", None]
+    assert [r.streaming for r in model.chat_requests] == [True, False]
+
+
+async def test_a_request_for_a_summary_gets_one_of_the_users_requests(model, client):
+    transcript = (
+        "user: Find me an agent for tax returns\n"
+        "assistant: I found two.\n"
+        "user: Which one is cheaper?"
+    )
+    summary_system = {"role": "system", "content": "Summarise this conversation briefly."}
+    reply = await complete(client, [summary_system, {"role": "user", "content": transcript}])
+    text = reply.choices[0].message.content
+    assert text.startswith("Summary:")
+    assert "agent for tax returns" in text and "Which one is cheaper?" in text
+    assert "I found two" not in text
+
+
 async def test_server_survives_failures_and_answers_the_next_request(model, client):
     model.drop_stream(after_chunks=1)
     model.reply_error(500)

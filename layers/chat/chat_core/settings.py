@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     langfuse_secret_key: SecretStr | None = None
     langfuse_host: str | None = None
     langfuse_prompt_name: str = "chat-system"
+    langfuse_prompt_label: str | None = None
+    """Which labelled version of the prompt to use; None is Langfuse's `production`. A
+    staging deployment sets `latest` to try prompt edits before they are promoted."""
+    langfuse_cache_ttl_seconds: int = Field(60, ge=0)
+    """How long a fetched prompt is reused before Langfuse is asked again; 0 asks every turn."""
 
     # --- HTTP input limits ---------------------------------------------------------------
     max_message_chars: int = 10_000

@@ -1,6 +1,7 @@
 """The model client and what to do when a call fails.
 
     client = get_llm_client()                 # AsyncOpenAI for this event loop
+    await client.chat.completions.create(..., **provider_metadata(user_id, session_id))
     if is_retryable(exc): await asyncio.sleep(retry_delay(attempt))
     user_message_for(exc)                     # what the user reads when we give up
 
@@ -12,6 +13,8 @@ whether text of the failed attempt already reached the stream.
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -51,16 +54,58 @@ def reset_llm_clients() -> None:
     _clients.clear()
 
 
+# OpenRouter's limit on both fields.
+_METADATA_CHARS = 128
+
+# A provider failing after HTTP 200 was sent reports it in the stream; the SDK raises a plain
+# APIError with the provider's words, and these words say another try may well succeed.
+_TRANSIENT_IN_STREAM = re.compile(r"overloaded|internal (?:server )?error", re.IGNORECASE)
+# How providers word "not served where this server is" (OpenAI, Anthropic, Google, OpenRouter).
+_REGION_BLOCK = re.compile(
+    r"unsupported_country_region_territory|country, region,? or territory"
+    r"|not available in (?:your|this) (?:region|country|location)"
+    r"|location is not supported|region is not supported",
+    re.IGNORECASE,
+)
+MODEL_NOT_AVAILABLE_REGION = "MODEL_NOT_AVAILABLE_REGION"
+
+
+def provider_metadata(user_id: str | None, session_id: str | None) -> dict[str, Any]:
+    """What every model call tells the provider about whose call it is, for its tracing and
+    abuse reports: `user` (OpenAI's field) and `session_id` (OpenRouter's)."""
+    metadata: dict[str, Any] = {}
+    if user_id:
+        metadata["user"] = user_id[:_METADATA_CHARS]
+    if session_id:
+        metadata["extra_body"] = {"session_id": session_id[:_METADATA_CHARS]}
+    return metadata
+
+
 def is_retryable(exc: BaseException) -> bool:
-    """429, 5xx and connection failures are worth another try; nothing else is.
-    A stream dropped half way surfaces from httpx, not wrapped by the SDK."""
+    """429, 5xx, connection failures and an in-stream overload or internal error are worth
+    another try; nothing else is. A stream dropped half way surfaces from httpx, not wrapped
+    by the SDK."""
     import openai
 
     if isinstance(exc, (openai.RateLimitError, openai.APIConnectionError, httpx.TransportError)):
         return True
+    if is_region_block(exc):
+        return False
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code >= 500
+    if isinstance(exc, openai.APIError):
+        return bool(_TRANSIENT_IN_STREAM.search(_error_text(exc)))
     return False
+
+
+def is_region_block(exc: BaseException) -> bool:
+    import openai
+
+    return isinstance(exc, openai.APIError) and bool(_REGION_BLOCK.search(_error_text(exc)))
+
+
+def _error_text(exc: "openai.APIError") -> str:
+    return f"{exc.message} {json.dumps(exc.body, default=str) if exc.body else ''}"
 
 
 def retry_delay(attempt: int, exc: BaseException | None = None) -> float:
@@ -86,6 +131,12 @@ def _retry_after(exc: BaseException | None) -> float | None:
 def user_message_for(exc: BaseException) -> str:
     import openai
 
+    if is_region_block(exc):
+        return (
+            "The AI model is not available in the region this server runs in "
+            f"({MODEL_NOT_AVAILABLE_REGION}); an administrator needs to choose another model "
+            "or provider."
+        )
     if isinstance(exc, openai.RateLimitError):
         return (
             "The AI model is receiving too many requests right now. Please try again in a minute."
@@ -100,6 +151,8 @@ def user_message_for(exc: BaseException) -> str:
         return "The AI model is unavailable right now. Please try again shortly."
     if isinstance(exc, openai.BadRequestError):
         return f"The AI model could not process this conversation: {_api_message(exc)}"
+    if isinstance(exc, openai.APIError) and is_retryable(exc):
+        return "The AI model is overloaded right now. Please try again shortly."
     return "Something went wrong while generating the answer. Please try again."
 
 

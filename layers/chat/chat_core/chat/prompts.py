@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import lru_cache
 from typing import Any
 
 from ..settings import get_settings
@@ -54,14 +55,26 @@ async def _langfuse_prompt(users_information: str) -> str | None:
     if not (public_key and secret_key):
         return None
     try:
-        from langfuse import Langfuse  # optional extra: imported only when configured
+        client = _langfuse(public_key, secret_key, settings.langfuse_host)
     except ImportError:
         logger.warning("Langfuse keys are set but the langfuse package is not installed")
         return None
     try:
-        client = Langfuse(public_key=public_key, secret_key=secret_key, host=settings.langfuse_host)
-        prompt = await asyncio.to_thread(client.get_prompt, settings.langfuse_prompt_name)
+        prompt = await asyncio.to_thread(
+            client.get_prompt,
+            settings.langfuse_prompt_name,
+            label=settings.langfuse_prompt_label,
+            cache_ttl_seconds=settings.langfuse_cache_ttl_seconds,
+        )
         return str(prompt.compile(users_information=users_information))
     except Exception:
         logger.warning("could not fetch the Langfuse prompt; using the default", exc_info=True)
         return None
+
+
+@lru_cache(maxsize=2)
+def _langfuse(public_key: str, secret_key: str, host: str | None) -> Any:
+    """One client per process and keys: its prompt cache is what the cache TTL is about."""
+    from langfuse import Langfuse  # optional extra: imported only when configured
+
+    return Langfuse(public_key=public_key, secret_key=secret_key, host=host)

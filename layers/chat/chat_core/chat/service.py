@@ -11,7 +11,7 @@ last round offers no tools, so the turn always ends in words). Exactly one `star
 one `finish` per turn. The assistant's words, its tool calls, the tool results and the
 token usage are saved to the session as they happen.
 
-Failures: 429, 5xx and connection errors are retried with backoff — invisibly while the
+Failures: 429, 5xx, connection errors and an overload reported mid-stream are retried with backoff — invisibly while the
 failed attempt had shown nothing, otherwise by closing that step and starting a new one.
 Any other failure, or running out of retries, ends the turn with one `error` chunk a user
 can read. Cancellation (the task's cancel flag, or the process being cancelled) stops the
@@ -56,7 +56,13 @@ from .. import tools as tool_catalog
 from ..tools import ToolContext, ToolRegistry
 from . import operations
 from .context import estimate_tokens, fit_context
-from .llm import get_llm_client, is_retryable, retry_delay, user_message_for
+from .llm import (
+    get_llm_client,
+    is_retryable,
+    provider_metadata,
+    retry_delay,
+    user_message_for,
+)
 from .prompts import build_system_prompt
 from .titles import generate_title
 
@@ -174,7 +180,7 @@ class _Turn:
             background.spawn(self._title(users[0].content or ""), name=f"title:{self.session_id}")
 
     async def _title(self, message: str) -> None:
-        title = await generate_title(message)
+        title = await generate_title(message, self.user_id, self.session_id)
         if await self.store.update_title(self.session_id, title):
             await notify(
                 self.user_id,
@@ -283,8 +289,7 @@ class _Turn:
         }
         if offer_tools and (tools := self.tools.openai_tools()):
             request["tools"] = tools
-        if self.user_id:
-            request["user"] = self.user_id[:128]
+        request.update(provider_metadata(self.user_id, self.session_id))
         stream = await get_llm_client().chat.completions.create(**request)
         step = self.step
         async with stream:

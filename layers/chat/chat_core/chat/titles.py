@@ -13,7 +13,7 @@ import logging
 import re
 
 from ..settings import get_settings
-from .llm import get_llm_client
+from .llm import get_llm_client, provider_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,9 @@ _FILLER = {
 }
 
 
-async def generate_title(message: str) -> str:
+async def generate_title(
+    message: str, user_id: str | None = None, session_id: str | None = None
+) -> str:
     settings = get_settings()
     try:
         response = await get_llm_client().chat.completions.create(
@@ -52,6 +54,7 @@ async def generate_title(message: str) -> str:
                 {"role": "user", "content": message[:500]},
             ],
             max_tokens=20,
+            **provider_metadata(user_id, session_id),
         )
         title = clean_title(response.choices[0].message.content or "")
         if title:

@@ -1,0 +1,85 @@
+"""What the turn does with the provider's failures and what it tells the provider, against
+the scripted model over real HTTP."""
+
+from __future__ import annotations
+
+import pytest
+
+from chat_core import background
+from chat_core.chat.llm import MODEL_NOT_AVAILABLE_REGION
+from chat_core.chat.service import stream_chat_completion
+from chat_core.sessions import get_session_store
+from tests.chunk_rules import assert_valid_turn, text_of
+from tests.conftest import sse_chunks
+
+
+async def run_turn(session_id: str, message: str, user_id: str | None) -> list[dict]:
+    return [c.to_dict() async for c in stream_chat_completion(session_id, message, user_id)]
+
+
+async def test_an_overload_reported_mid_stream_is_retried_and_the_answer_arrives(model):
+    session = await get_session_store().create("u1")
+    model.overloaded_mid_stream(after_chunks=2, text="This first try breaks off")
+    model.reply_text("Here is the whole answer.", stream=True)
+    chunks = await run_turn(session.session_id, "Hello", "u1")
+    assert_valid_turn(chunks)
+    assert "error" not in [c["type"] for c in chunks]
+    # The words of the broken attempt stay as the user saw them; the retry follows them.
+    assert text_of(chunks).endswith("Here is the whole answer.")
+    assert len([r for r in model.chat_requests if r.streaming]) == 2
+    stored = await get_session_store().get(session.session_id, "u1")
+    assert stored.messages[-1].content == "Here is the whole answer."
+
+
+async def test_an_internal_error_mid_stream_is_retried_too(model):
+    session = await get_session_store().create("u1")
+    model.stream_error("Internal server error", after_chunks=0)
+    model.reply_text("Recovered.", stream=True)
+    chunks = await run_turn(session.session_id, "Hello", "u1")
+    assert "error" not in [c["type"] for c in chunks] and text_of(chunks) == "Recovered."
+
+
+async def test_other_mid_stream_errors_are_not_retried(model):
+    session = await get_session_store().create("u1")
+    model.stream_error("Content policy violation", after_chunks=0)
+    chunks = await run_turn(session.session_id, "Hello", "u1")
+    assert [c["type"] for c in chunks][-2:] == ["error", "finish"]
+    assert len([r for r in model.chat_requests if r.streaming]) == 1
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "This model is not available in your region.",
+        "Country, region, or territory not supported",
+    ],
+)
+async def test_a_region_block_is_a_readable_coded_error_over_http(api, model, message):
+    model.reply_error(403, message=message, stream=True)
+    session = (await api.post("/api/chat/sessions")).json()["id"]
+    response = await api.post(f"/api/chat/sessions/{session}/stream", json={"message": "Hi"})
+    chunks = sse_chunks(response.text)
+    errors = [c for c in chunks if c["type"] == "error"]
+    assert len(errors) == 1 and MODEL_NOT_AVAILABLE_REGION in errors[0]["errorText"]
+    assert "region" in errors[0]["errorText"] and "administrator" in errors[0]["errorText"]
+    assert len([r for r in model.chat_requests if r.streaming]) == 1  # never retried
+    task = (await api.get(f"/api/chat/tasks/{response.headers['x-task-id']}")).json()
+    assert task["status"] == "failed"
+
+
+@pytest.mark.parametrize("user_id", ["u1", None])
+async def test_every_model_call_says_whose_it_is(model, user_id):
+    """The turn's calls (with a tool round) and the title call all carry the session id,
+    and the user id when there is one."""
+    session = await get_session_store().create(user_id)
+    chunks = await run_turn(
+        session.session_id, "Please find me an agent. Use the query 'tax returns'", user_id
+    )
+    assert_valid_turn(chunks)
+    await background.drain()
+    calls = model.chat_requests
+    assert {r.streaming for r in calls} == {True, False}  # turn rounds and the title
+    assert len([r for r in calls if r.streaming]) == 2
+    for request in calls:
+        assert request.body["session_id"] == session.session_id
+        assert request.body.get("user") == user_id
