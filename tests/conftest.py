@@ -174,6 +174,49 @@ async def _close_loop_clients(chat_env: dict[str, str]) -> AsyncIterator[None]:
     await redis_client.close_redis()
 
 
+DYNAMODB_TABLE = "chat-sessions-test"
+
+
+@pytest.fixture
+def dynamodb_table(settings_env, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The sessions table in moto, named in the settings."""
+    import threading
+
+    import boto3
+    from moto import mock_aws
+    from moto.dynamodb.responses import DynamoHandler
+
+    from chat_core.sessions.dynamodb_table import create_table
+
+    # DynamoDB applies each request atomically; moto does not when called from several
+    # threads (its TransactWriteItems deep-copies the live table). One request at a time
+    # restores DynamoDB's guarantee, and only that: the stores' own calls still interleave.
+    one_request_at_a_time = threading.Lock()
+    call_action = DynamoHandler.call_action
+
+    def atomic_call_action(handler: "DynamoHandler"):
+        with one_request_at_a_time:
+            return call_action(handler)
+
+    monkeypatch.setattr(DynamoHandler, "call_action", atomic_call_action)
+    with mock_aws():
+        create_table(boto3.client("dynamodb"), DYNAMODB_TABLE)
+        settings_env(dynamodb_table=DYNAMODB_TABLE)
+        yield DYNAMODB_TABLE
+
+
+@pytest.fixture(params=["redis", "dynamodb"])
+def store_backend(request: pytest.FixtureRequest, redis_target, settings_env) -> str:
+    """Runs a test once per backend of the stores (`CHAT_SESSION_STORE`): Redis, and
+    DynamoDB (moto) without the session read cache."""
+    if request.param == "dynamodb":
+        request.getfixturevalue("dynamodb_table")
+        settings_env(session_store="dynamodb", session_cache_ttl_seconds=0)
+    else:
+        settings_env(session_store="redis")
+    return request.param
+
+
 @pytest.fixture(scope="session")
 def scripted_server() -> Iterator["ScriptedModelServer"]:
     from chat_dev.scripted_model import ScriptedModelServer

@@ -42,6 +42,7 @@ function outputSummary(part) {
     return output.agents.length ? `Found ${output.agents.length}: ${names.join(", ")}${more}` : "No agents found";
   }
   if (output.type === "agent_saved") return `Saved “${output.agent_name || "your agent"}”`;
+  if (output.type === "agent_generated") return `Built “${output.agent_name || "your agent"}”`;
   if (part.state === "pending") return output.message || "Running in the background; the result will appear here.";
   return null;
 }

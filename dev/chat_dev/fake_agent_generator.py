@@ -7,7 +7,8 @@
 
 It behaves like the real service as `create_agent` sees it: it answers 202 at once, then
 some seconds later POSTs a Standard-Webhooks-signed completion to the `callback_url` it was
-given, with a made-up agent as the result. A description containing "[fail]" makes it report
+given, with a made-up agent as the result (`agent_json`, which the chat saves to the user's
+library). A description containing "[fail]" makes it report
 a failure instead, so the error path can be seen in the page too.
 """
 
@@ -118,15 +119,19 @@ def completion_for(request: GenerationRequest) -> dict[str, Any]:
             "error": "The agent generator could not build this agent (a simulated failure).",
         }
     name = request.name or _name_from(request.description)
-    agent_id = f"agent-{uuid.uuid4().hex[:10]}"
     return {
         "success": True,
         "result": {
-            "type": "agent_saved",
-            "agent_id": agent_id,
-            "agent_name": name,
-            "description": request.description[:300],
-            "library_agent_link": f"/library/agents/{agent_id}",
+            "type": "agent_generated",
+            "agent_json": {
+                "name": name,
+                "description": request.description[:300],
+                "nodes": [
+                    {"id": "trigger", "block": "schedule", "input": {"every": "day"}},
+                    {"id": "work", "block": "llm", "input": {"prompt": request.description[:300]}},
+                ],
+                "links": [{"from": "trigger", "to": "work"}],
+            },
         },
     }
 

@@ -295,6 +295,11 @@ def explain_tool_result(result: ToolResult) -> str:
             return _found_agents([], query, data.get("suggestions"))
         if kind == "agent_saved":
             return _agent_saved(data)
+        if kind == "agent_generated":
+            name = data.get("agent_name") or "Your new agent"
+            return f"{name} is ready. Sign in if you want agents kept in a library."
+        if kind == "understanding_updated":
+            return "Thanks, I'll remember that about you and your business."
     return _summary(result.name, data, result.content)
 
 

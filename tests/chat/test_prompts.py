@@ -9,6 +9,9 @@ from chat_core.chat import prompts
 from chat_core.chat.prompts import DEFAULT_SYSTEM_PROMPT, build_system_prompt
 
 
+pytestmark = pytest.mark.usefixtures("redis_target")  # the user store is read for the prompt
+
+
 @pytest.fixture(autouse=True)
 def _fresh_langfuse_client():
     prompts._langfuse.cache_clear()

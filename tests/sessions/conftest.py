@@ -8,39 +8,13 @@ copy is deselected.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
-from moto import mock_aws
-from moto.dynamodb.responses import DynamoHandler
 
 from chat_core.sessions import SessionStore, get_session_store
-from chat_core.sessions.dynamodb_table import create_table
 
 STORE_KINDS = ["redis", "dynamodb", "dynamodb+cache"]
-TABLE = "chat-sessions-test"
-
-
-@pytest.fixture
-def dynamodb_table(settings_env, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    # DynamoDB applies each request atomically; moto does not when called from several
-    # threads (its TransactWriteItems deep-copies the live table). One request at a time
-    # restores DynamoDB's guarantee, and only that: the stores' own calls still interleave.
-    one_request_at_a_time = threading.Lock()
-    call_action = DynamoHandler.call_action
-
-    def atomic_call_action(handler: DynamoHandler):
-        with one_request_at_a_time:
-            return call_action(handler)
-
-    monkeypatch.setattr(DynamoHandler, "call_action", atomic_call_action)
-    with mock_aws():
-        create_table(boto3.client("dynamodb"), TABLE)
-        settings_env(dynamodb_table=TABLE)
-        yield TABLE
 
 
 @pytest.fixture(params=STORE_KINDS)

@@ -9,7 +9,7 @@ import logging
 import pytest
 from pydantic import BaseModel, Field
 
-from chat_core.tools.base import Tool, ToolContext, ToolError, ToolRegistry
+from chat_core.tools.base import Tool, ToolContext, ToolError, ToolOutcome, ToolRegistry
 
 CTX = ToolContext(session_id="session-1", user_id="user-1", task_id="task-1", tool_call_id="call-1")
 
@@ -161,3 +161,45 @@ async def test_an_unexpected_exception_fails_without_leaking_its_details(
     # Operators still get the traceback the user is spared.
     logged = [record.exc_info[1] for record in caplog.records if record.exc_info]
     assert any("hunter2" in str(exc) for exc in logged)
+
+
+# --- results on their way out: redaction and the tool's post-processing -----------------------
+class Login(Tool):
+    name = "login"
+    description = "Log in somewhere and report back."
+    saved: list = []
+
+    class Args(BaseModel):
+        fail_saving: bool = False
+
+    async def run(self, ctx: ToolContext, args: Args) -> dict:
+        self.fail_saving = args.fail_saving
+        return {"user": "ada", "session": {"access_token": "tok-1", "expires_in": 60}}
+
+    async def postprocess_result(self, ctx: ToolContext, result: dict) -> dict:
+        if self.fail_saving:
+            raise RuntimeError("the store is down")
+        self.saved.append(result)
+        return {"type": "logged_in", "as": result["user"], "api_key": "added-by-mistake"}
+
+
+async def test_a_result_is_redacted_then_post_processed_then_redacted_again():
+    tool = Login()
+    outcome = await ToolRegistry([tool]).execute("login", "{}", CTX)
+    # What the post-processing got (and might save) had its secrets removed already...
+    assert tool.saved == [
+        {"user": "ada", "session": {"access_token": "[REDACTED]", "expires_in": 60}}
+    ]
+    # ...and what it returns is redacted too.
+    assert outcome == (True, {"type": "logged_in", "as": "ada", "api_key": "[REDACTED]"}, None)
+
+
+async def test_a_post_processing_failure_is_the_tools_readable_failure(caplog):
+    outcome = await ToolRegistry([Login()]).execute("login", '{"fail_saving": true}', CTX)
+    assert outcome.ok is False and outcome.error == "The login result could not be processed."
+    assert "the store is down" in caplog.text
+
+
+async def test_a_failed_outcome_passes_finish_unchanged():
+    failed = ToolOutcome(False, None, "The shop is closed on Sundays.")
+    assert await ToolRegistry([Login()]).finish("login", CTX, failed) == failed

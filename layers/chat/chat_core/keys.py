@@ -63,6 +63,16 @@ def user_sessions(user_id: str) -> str:
     return f"{PREFIX}:user:{{{user_id}}}:sessions"
 
 
+def user_understanding(user_id: str) -> str:
+    """JSON of what the assistant has learned about the user and their business."""
+    return f"{PREFIX}:user:{{{user_id}}}:understanding"
+
+
+def user_agents(user_id: str) -> str:
+    """HASH: agent id → JSON of an agent in the user's library."""
+    return f"{PREFIX}:user:{{{user_id}}}:agents"
+
+
 # --- Completions (one tag, so dead-lettering and dedupe are single scripts) ----------------
 COMPLETIONS = f"{PREFIX}:{{completions}}:stream"
 COMPLETIONS_GROUP = "chat-workers"

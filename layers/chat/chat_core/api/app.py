@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from . import events, health, sessions, streams, tasks, webhook
+from . import events, health, sessions, streams, tasks, users, webhook
 from .errors import install_error_handlers
 from .limits import BodyLimit
 from .openapi import documented, install_openapi
@@ -19,6 +19,7 @@ PREFIX = "/api/chat"
 # Order matters: `/{id}/stream` (the AI SDK's resume path) must not shadow the others.
 ALL_ROUTERS: tuple[APIRouter, ...] = (
     sessions.router,
+    users.router,
     streams.router,
     tasks.router,
     webhook.router,

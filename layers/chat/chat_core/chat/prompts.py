@@ -1,4 +1,6 @@
-"""The system prompt: a built-in default, or a Langfuse-managed prompt when keys are set.
+"""The system prompt: a built-in default, or a Langfuse-managed prompt when keys are set,
+told who the user is, what page they look at, and what the assistant knows of their
+business (or, when it knows nothing yet, that this is a first meeting).
 
     prompt = await build_system_prompt(user_id="u1", context={"url": "https://…", "content": "…"})
 
@@ -14,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..settings import get_settings
+from ..users import BusinessUnderstanding, get_user_store
 
 logger = logging.getLogger(__name__)
 
@@ -21,17 +24,31 @@ DEFAULT_SYSTEM_PROMPT = """\
 You are a helpful, concise assistant on a platform of AI agents.
 You can search the agent catalog with `find_agent` and build a new agent with `create_agent`
 (building takes a while: the result arrives later and you will be asked to continue then).
-Use a tool when it helps the user; otherwise answer directly. Never invent agents that the
-catalog did not return.
+When the user tells you about themselves or their business, record it with
+`update_business_understanding`. Use a tool when it helps the user; otherwise answer
+directly. Never invent agents that the catalog did not return.
 
 About the user:
 {users_information}"""
 
+FIRST_MEETING = (
+    "This is the first time you are meeting the user. Greet them and introduce them to the "
+    "platform."
+)
+
 _CONTEXT_CHARS = 4_000
 
 
-def describe_user(user_id: str | None, context: dict[str, Any] | None) -> str:
+def describe_user(
+    user_id: str | None,
+    context: dict[str, Any] | None,
+    understanding: BusinessUnderstanding | None = None,
+) -> str:
     lines = [f"Signed in as user {user_id}." if user_id else "Not signed in (anonymous)."]
+    if understanding is not None and not understanding.is_empty():
+        lines.append("What you know about them and their business:\n" + understanding.for_prompt())
+    else:
+        lines.append(FIRST_MEETING)
     if context:
         if context.get("url"):
             lines.append(f"They are looking at {context['url']}.")
@@ -41,9 +58,19 @@ def describe_user(user_id: str | None, context: dict[str, Any] | None) -> str:
 
 
 async def build_system_prompt(user_id: str | None, context: dict[str, Any] | None = None) -> str:
-    users_information = describe_user(user_id, context)
+    users_information = describe_user(user_id, context, await _understanding(user_id))
     managed = await _langfuse_prompt(users_information)
     return managed or DEFAULT_SYSTEM_PROMPT.format(users_information=users_information)
+
+
+async def _understanding(user_id: str | None) -> BusinessUnderstanding | None:
+    if user_id is None:
+        return None
+    try:
+        return await get_user_store().get_understanding(user_id)
+    except Exception:  # the turn goes on without it, as a first meeting
+        logger.warning("could not read the user's business understanding", exc_info=True)
+        return None
 
 
 async def _langfuse_prompt(users_information: str) -> str | None:

@@ -30,6 +30,8 @@ import logging
 from ..observability import count, milliseconds
 from ..redis_client import LuaScript, get_redis
 from ..settings import get_settings
+from .. import tools as tool_catalog
+from ..tools import ToolContext, ToolOutcome
 from .inbox import CompletionMessage
 
 # KEYS: completions, dead letters, failures. ARGV: group, entry id, data, deliveries, reason, now
@@ -125,9 +127,13 @@ async def handle_completion(
 ) -> str:
     from ..worker.runner import continue_operation  # the runner imports the chat core
 
-    chunks = operations.result_chunks(
-        task.tool_call_id, message.success, message.result, message.error
+    # Redacted and post-processed (create_agent saves the agent) before anyone sees it.
+    outcome = await tool_catalog.default_tools().finish(
+        task.tool_name,
+        ToolContext.for_operation(task),
+        ToolOutcome(message.success, message.result, message.error),
     )
+    chunks = operations.result_chunks(task.tool_call_id, *outcome)
     applied = await registry.apply_operation_result(task, chunks)
     if applied in ("not-running", "wrong-operation"):
         logger.info(
@@ -138,7 +144,7 @@ async def handle_completion(
     if message.received_at_ms:
         milliseconds("CompletionLag", time.time() * 1000 - message.received_at_ms)
     # Both are safe to repeat, so a redelivery after a crash finishes what was left.
-    await operations.save_result(task, message.success, message.result, message.error)
+    await operations.save_result(task, *outcome)
     ran = await continue_operation(task.task_id, consumer)
     return f"{applied}:{ran}"
 

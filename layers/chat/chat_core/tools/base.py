@@ -15,6 +15,11 @@ schema is what the model sees) and an async `run`.
 Whatever goes wrong — an unknown tool, arguments that do not match the model, a `ToolError`,
 an unexpected exception — comes back as a failed outcome with a message the model can read
 and the user can see. A tool call never crashes the turn.
+
+A result on its way to the stream, the session and the model goes through `finish`: its
+sensitive keys are redacted (`results.redact`), then the tool's `postprocess_result` may save
+it somewhere and rewrite it. `execute` does this itself; a result that arrives later (a
+delegated operation's webhook) is passed to `finish` where it is applied.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
 from pydantic import BaseModel, ValidationError
+
+from .results import redact
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +77,11 @@ class Tool:
 
     async def run(self, ctx: ToolContext, args: Any) -> Any:
         raise NotImplementedError
+
+    async def postprocess_result(self, ctx: ToolContext, result: Any) -> Any:
+        """What a successful result becomes (already redacted). Must be safe to repeat: a
+        redelivered result comes through again."""
+        return result
 
     @classmethod
     def openai_schema(cls) -> dict[str, Any]:
@@ -131,9 +143,28 @@ class ToolRegistry:
     ) -> ToolOutcome:
         try:
             args = self.parse_args(name, raw_arguments)
-            return ToolOutcome(ok=True, output=await self._tools[name].run(ctx, args))
+            output = await self._tools[name].run(ctx, args)
         except ToolError as exc:
             return ToolOutcome(ok=False, error=str(exc))
         except Exception:
             logger.exception("tool %s failed", name)
             return ToolOutcome(ok=False, error=f"The {name} tool failed unexpectedly.")
+        return await self.finish(name, ctx, ToolOutcome(ok=True, output=output))
+
+    async def finish(self, name: str, ctx: ToolContext, outcome: ToolOutcome) -> ToolOutcome:
+        """The outcome as the stream, the session and the model get it. Redaction comes
+        first, so what post-processing saves holds no secret either, and again after it;
+        a post-processing failure is the tool's failure, told in words the user can read."""
+        if not outcome.ok:
+            return outcome
+        output = redact(outcome.output)
+        tool = self._tools.get(name)
+        if tool is not None:
+            try:
+                output = redact(await tool.postprocess_result(ctx, output))
+            except ToolError as exc:
+                return ToolOutcome(ok=False, error=str(exc))
+            except Exception:
+                logger.exception("post-processing the %s result failed", name)
+                return ToolOutcome(ok=False, error=f"The {name} result could not be processed.")
+        return ToolOutcome(ok=True, output=output)

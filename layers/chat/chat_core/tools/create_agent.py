@@ -8,17 +8,27 @@ Building an agent takes minutes in an external service. The turn gets its own op
 task and answers at once that the operation started; the service reports back to the
 webhook, which finishes the job (see chat_core.completions). Anything but a 202 is a tool
 error the user sees.
+
+The generator's result carries the agent it built (`agent_json`). Before the reader and the
+model see it, the agent is saved to the user's library (once per operation, whatever the
+webhook's retries) and the result becomes `agent_saved` with the link to open it. An
+anonymous user has no library: they get the agent itself (`agent_generated`).
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
 from pydantic import BaseModel, Field
 
 from ..settings import get_settings
+from ..users import LibraryAgent, get_user_store
 from .base import Tool, ToolContext, ToolError
+
+# Library ids derive from the operation id, so a redelivered result saves nothing new.
+_LIBRARY_IDS = uuid.UUID("5b0e4c8e-2f7d-4d55-9d0f-6f1c2a7e9b31")
 
 
 def callback_url(operation_id: str) -> str:
@@ -72,3 +82,38 @@ class CreateAgent(Tool):
                 f"{response.text[:200]}"
             )
         return {"status": "accepted", "operation_id": ctx.operation_id}
+
+    async def postprocess_result(self, ctx: ToolContext, result: Any) -> Any:
+        agent_json = result.get("agent_json") if isinstance(result, dict) else None
+        if not isinstance(agent_json, dict):
+            return result  # nothing built to keep: the result as the generator gave it
+        name = str(agent_json.get("name") or "Your new agent")
+        description = agent_json.get("description")
+        if ctx.user_id is None:
+            return {
+                "type": "agent_generated",
+                "agent_name": name,
+                "description": description,
+                "agent_json": agent_json,
+                "message": f"{name} is built. Sign in to keep agents in a library.",
+            }
+        agent = await get_user_store().save_agent(
+            ctx.user_id,
+            LibraryAgent(
+                agent_id=str(uuid.uuid5(_LIBRARY_IDS, ctx.operation_id or ctx.tool_call_id)),
+                name=name,
+                description=str(description) if description else None,
+                graph=agent_json,
+                operation_id=ctx.operation_id,
+                session_id=ctx.session_id,
+            ),
+        )
+        return {
+            "type": "agent_saved",
+            "agent_id": agent.agent_id,
+            "agent_name": agent.name,
+            "description": agent.description,
+            "library_agent_id": agent.agent_id,
+            "library_agent_link": agent.link,
+            "message": f"{agent.name} is saved to your library.",
+        }
