@@ -58,6 +58,11 @@ def session_cache_version(session_id: str) -> str:
     return f"{PREFIX}:session:{{{session_id}}}:cache-version"
 
 
+def session_summary(session_id: str) -> str:
+    """JSON of the model-made summary standing for the session's oldest turns."""
+    return f"{PREFIX}:session:{{{session_id}}}:summary"
+
+
 def user_sessions(user_id: str) -> str:
     """Sorted set of a user's session ids scored by last update (ms)."""
     return f"{PREFIX}:user:{{{user_id}}}:sessions"

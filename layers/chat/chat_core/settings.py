@@ -110,6 +110,15 @@ class Settings(BaseSettings):
     max_tool_rounds: int = 6
     context_window_tokens: int = 64_000
     max_output_tokens: int = 4_096
+    context_keep_ratio: float = Field(0.5, gt=0, lt=1)
+    """When turns must be summarised, the newest ones kept verbatim fill this share of the
+    budget, so the turns after it fit without another summary."""
+    context_prepare_ratio: float = Field(0.8, gt=0, le=1)
+    """A conversation this full gets its summary made in the background, ahead of need."""
+    context_summary_max_tokens: int = 400
+    context_summary_timeout_seconds: float = 15.0
+    """How long a turn that needs a summary now waits for it before dropping turns instead."""
+    context_summary_ttl_seconds: int = 7 * 86_400
     langfuse_public_key: SecretStr | None = None
     langfuse_secret_key: SecretStr | None = None
     langfuse_host: str | None = None

@@ -6,10 +6,14 @@
 
 Token counts are estimated offline (no tokenizer download in a Lambda): about four
 characters or three quarters of a word per token, whichever is more, plus a small overhead
-per message. The oldest turns go first; what they asked is kept as a one-paragraph summary
+per message. The oldest turns go first; what they asked is kept as a one-paragraph note
 so the model knows the conversation had a beginning. An assistant message that called tools
 and the tool results answering it are one unit: kept or dropped together, because the API
 rejects a tool result without its call and a call without its result.
+
+With a model at hand, the dropped turns are summarised by it instead (chat_core.chat.
+compression): `compaction_cut` picks how many leading messages a summary replaces, at a unit
+boundary, and `fit_context(..., summary=...)` puts that summary in their place.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 MESSAGE_OVERHEAD_TOKENS = 4
+SUMMARY_HEADING = "Summary of the earlier part of this conversation (left out for length):\n"
 _INTERRUPTED_TOOL_RESULT = "The tool call was interrupted before it returned a result."
 
 
@@ -44,11 +49,17 @@ class FittedContext:
 
 
 def fit_context(
-    system_prompt: str, history: list[dict[str, Any]], budget_tokens: int
+    system_prompt: str,
+    history: list[dict[str, Any]],
+    budget_tokens: int,
+    *,
+    summary: str | None = None,
 ) -> FittedContext:
-    units = _units(_repair(history))
+    """`summary`, when given, stands for what came before `history` (a cut of it)."""
+    units = _units(repair(history))
     system = {"role": "system", "content": system_prompt}
-    used = message_tokens(system)
+    summary_note = {"role": "system", "content": SUMMARY_HEADING + summary} if summary else None
+    used = message_tokens(system) + (message_tokens(summary_note) if summary_note else 0)
     kept: list[list[dict[str, Any]]] = []
     # Walk back from the newest unit; the newest one is always kept (trimmed if it must be).
     for index, unit in enumerate(reversed(units)):
@@ -58,7 +69,7 @@ def fit_context(
         kept.insert(0, unit)
         used += cost
     dropped_units = units[: len(units) - len(kept)]
-    messages = [system]
+    messages = [system, summary_note] if summary_note else [system]
     if dropped_units:
         note = _summary(dropped_units, budget_tokens - used)
         if note:
@@ -67,12 +78,26 @@ def fit_context(
     kept_messages = [m for unit in kept for m in unit]
     if used > budget_tokens:
         kept_messages = _trim_largest(kept_messages, used - budget_tokens)
-        used = sum(map(message_tokens, [system, *kept_messages]))
+        used = sum(map(message_tokens, [*messages, *kept_messages]))
     messages += kept_messages
     return FittedContext(messages, sum(map(len, dropped_units)), used)
 
 
-def _repair(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def compaction_cut(history: list[dict[str, Any]], keep_tokens: int) -> int:
+    """How many leading messages of the (repaired) history to summarise so that the rest
+    takes at most `keep_tokens`: always at a unit boundary, never the newest unit."""
+    units = _units(history)
+    kept_tokens, kept_units = 0, 0
+    for index, unit in enumerate(reversed(units)):
+        cost = sum(map(message_tokens, unit))
+        if index > 0 and kept_tokens + cost > keep_tokens:
+            break
+        kept_tokens += cost
+        kept_units += 1
+    return sum(map(len, units[: len(units) - kept_units]))
+
+
+def repair(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Make the history acceptable to the API whatever crashed while it was written: every
     tool call gets a result, and no tool result lacks its call."""
     repaired: list[dict[str, Any]] = []

@@ -55,7 +55,8 @@ from ..settings import get_settings
 from .. import tools as tool_catalog
 from ..tools import ToolContext, ToolRegistry
 from . import operations
-from .context import estimate_tokens, fit_context
+from .compression import fit_with_summary
+from .context import estimate_tokens
 from .llm import (
     get_llm_client,
     is_retryable,
@@ -205,7 +206,13 @@ class _Turn:
                 - self.settings.max_output_tokens
                 - (self._tools_tokens if offer_tools else 0)
             )
-            fitted = fit_context(system_prompt, self.session.to_openai_messages(), budget)
+            fitted = await fit_with_summary(
+                self.session_id,
+                self.user_id,
+                system_prompt,
+                self.session.to_openai_messages(),
+                budget,
+            )
             self.step_open = True
             yield StartStep()
             async for chunk in self._model_step(fitted.messages, offer_tools):
