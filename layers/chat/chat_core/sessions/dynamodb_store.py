@@ -48,13 +48,8 @@ class DynamoDBSessionStore:
     """The `SessionStore` on one DynamoDB table."""
 
     def __init__(self, table_name: str | None = None, client: Any = None) -> None:
-        settings = get_settings()
-        self.table_name = table_name or settings.dynamodb_table
-        self._client = client or boto3.client(
-            "dynamodb",
-            endpoint_url=settings.dynamodb_endpoint_url,
-            config=Config(retries={"mode": "standard"}),
-        )
+        self.table_name = table_name or get_settings().dynamodb_table
+        self._client = client or dynamodb_client()
 
     # --- the protocol: each call runs its synchronous twin in a thread ------------------
     async def create(self, user_id: str | None, session_id: str | None = None) -> ChatSession:
@@ -361,6 +356,15 @@ class DynamoDBSessionStore:
                 return None
             raise
         return _plain(reply.get("Attributes", {}))
+
+
+def dynamodb_client() -> Any:
+    """A low-level client of the configured endpoint, with the SDK's standard retries."""
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=get_settings().dynamodb_endpoint_url,
+        config=Config(retries={"mode": "standard"}),
+    )
 
 
 def _pk(session_id: str) -> str:

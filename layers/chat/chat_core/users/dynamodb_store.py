@@ -8,13 +8,9 @@ user's sessions, never sees them.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
-
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from ..sessions.dynamodb_store import _condition_failed, _item, _plain
+from ..sessions.dynamodb_store import _condition_failed, _item, _plain, dynamodb_client
 from ..settings import get_settings
 from .models import BusinessUnderstanding, LibraryAgent
 
@@ -23,14 +19,9 @@ AGENT_PREFIX = "AGENT#"
 
 
 class DynamoDBUserStore:
-    def __init__(self, table_name: str | None = None, client: Any = None) -> None:
-        settings = get_settings()
-        self.table_name = table_name or settings.dynamodb_table
-        self._client = client or boto3.client(
-            "dynamodb",
-            endpoint_url=settings.dynamodb_endpoint_url,
-            config=Config(retries={"mode": "standard"}),
-        )
+    def __init__(self, table_name: str | None = None) -> None:
+        self.table_name = table_name or get_settings().dynamodb_table
+        self._client = dynamodb_client()
 
     async def get_understanding(self, user_id: str) -> BusinessUnderstanding | None:
         body = await asyncio.to_thread(self._get_body, user_id, UNDERSTANDING)
