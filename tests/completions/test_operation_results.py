@@ -138,7 +138,7 @@ async def test_sensitive_keys_are_redacted_before_they_reach(
 
 
 async def test_the_redacted_keys_are_a_setting(api, model, agent_generator, settings_env):
-    settings_env(redact_keys='["customer_email"]')
+    settings_env(redact_keys="customer_email")
     op = await start_agent_creation(api, model, {})
     output = output_of(await finish(api, model, op, {"customer_email": "a@b.c", "ok": "yes"}, {}))
     assert output == {"customer_email": "[REDACTED]", "ok": "yes"}

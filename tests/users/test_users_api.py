@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from chat_core.chat.prompts import FIRST_MEETING
+from chat_core.users import BusinessUnderstanding
 from chat_dev.scripted_model import ToolCall
 from tests.api.test_sessions_api import SECRET, bearer
 from tests.conftest import sse_chunks
@@ -17,6 +18,11 @@ BAKERY = {
     "industry": "bakery",
     "pain_points": ["chasing unpaid invoices"],
 }
+
+
+def answer(**facts) -> dict:
+    """The answer with these facts known: every field present, the others empty."""
+    return {"understanding": BusinessUnderstanding(**facts).model_dump()}
 
 
 @pytest.fixture
@@ -56,15 +62,13 @@ async def test_anonymous_callers_get_401_json(store_backend, api, method, path):
 async def test_the_user_reads_and_replaces_their_understanding(store_backend, api, alice):
     assert (await api.get(UNDERSTANDING, headers=alice)).json() == {"understanding": None}
     put = await api.put(UNDERSTANDING, json=BAKERY, headers=alice)
-    assert put.status_code == 200 and put.json() == {"understanding": BAKERY}
-    assert (await api.get(UNDERSTANDING, headers=alice)).json() == {"understanding": BAKERY}
+    assert put.status_code == 200 and put.json() == answer(**BAKERY)
+    assert (await api.get(UNDERSTANDING, headers=alice)).json() == answer(**BAKERY)
     # Another user sees only their own (nothing).
     bob = bearer("bob")
     assert (await api.get(UNDERSTANDING, headers=bob)).json() == {"understanding": None}
     await api.put(UNDERSTANDING, json={"industry": "catering"}, headers=alice)
-    assert (await api.get(UNDERSTANDING, headers=alice)).json() == {
-        "understanding": {"industry": "catering"}
-    }
+    assert (await api.get(UNDERSTANDING, headers=alice)).json() == answer(industry="catering")
 
 
 @pytest.mark.parametrize(
@@ -78,7 +82,7 @@ async def test_an_invalid_understanding_is_refused_and_loses_nothing(
     response = await api.put(UNDERSTANDING, json=body, headers=alice)
     assert response.status_code == 422
     assert response.json()["detail"]["code"] == "INVALID_REQUEST"
-    assert (await api.get(UNDERSTANDING, headers=alice)).json() == {"understanding": BAKERY}
+    assert (await api.get(UNDERSTANDING, headers=alice)).json() == answer(**BAKERY)
 
 
 async def test_the_model_is_told_the_understanding_or_that_it_is_a_first_meeting(
@@ -111,7 +115,7 @@ async def test_the_model_updates_the_understanding_with_its_tool(store_backend, 
     output = next(c for c in chunks if c["type"] == "tool-output-available")["output"]
     assert output["type"] == "understanding_updated"
     known = {"industry": "bakery", "business_name": "Crumb & Co", "pain_points": ["rotas"]}
-    assert (await api.get(UNDERSTANDING, headers=alice)).json() == {"understanding": known}
+    assert (await api.get(UNDERSTANDING, headers=alice)).json() == answer(**known)
 
     await turn(api, alice, "What do you know about me?")
     assert "Business: Crumb & Co" in turn_prompts(model)[-1]

@@ -156,27 +156,13 @@ class Settings(BaseSettings):
     agent_generator_url: str | None = None
     library_agent_link: str = "/api/chat/users/me/agents/{agent_id}"
     """Where the page opens an agent saved to the user's library (`{agent_id}` filled in)."""
-    redact_keys: list[str] = [
-        "api_key",
-        "apikey",
-        "access_key",
-        "secret",
-        "client_secret",
-        "password",
-        "passwd",
-        "token",
-        "access_token",
-        "refresh_token",
-        "auth",
-        "authorization",
-        "credentials",
-        "private_key",
-        "cookie",
-        "session_token",
-    ]
-    """Keys whose values are replaced by `[REDACTED]` in every operation result before it
+    redact_keys: str = (
+        "api_key,access_key,private_key,secret,password,passwd,token,auth,authorization,"
+        "credentials,cookie"
+    )
+    """Comma-separated keys whose values become `[REDACTED]` in every tool result before it
     reaches the stream, the session or the model. Matched case-insensitively, ignoring `-`
-    and `_`, as whole keys or key suffixes (`openai_api_key`, `X-Auth-Token`). JSON list."""
+    and `_`, as whole keys or key suffixes (`openai_api_key`, `X-Auth-Token`)."""
     public_base_url: str = "http://127.0.0.1:8000"
     """Where external services reach our webhook (the callback URL is built from it)."""
 

@@ -12,16 +12,16 @@ from .openapi import declares
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # Documented, not validated: an id of another shape is answered 404 like an unknown one.
-_ID_SCHEMA = {"pattern": _ID.pattern}
+ID_SCHEMA = {"pattern": _ID.pattern}
 
 
 @declares({404: "SESSION_NOT_FOUND"})
-def _session_id(session_id: Annotated[str, Path(json_schema_extra=_ID_SCHEMA)]) -> str:
+def _session_id(session_id: Annotated[str, Path(json_schema_extra=ID_SCHEMA)]) -> str:
     return checked_id(session_id, "SESSION_NOT_FOUND", "No such chat session.")
 
 
 @declares({404: "TASK_NOT_FOUND"})
-def _task_id(task_id: Annotated[str, Path(json_schema_extra=_ID_SCHEMA)]) -> str:
+def _task_id(task_id: Annotated[str, Path(json_schema_extra=ID_SCHEMA)]) -> str:
     return checked_id(task_id, "TASK_NOT_FOUND", "No such task.")
 
 

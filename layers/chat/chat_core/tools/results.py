@@ -20,7 +20,8 @@ REDACTED = "[REDACTED]"
 
 def redact(value: Any) -> Any:
     """A copy of `value` with the value of every sensitive key replaced by `[REDACTED]`."""
-    sensitive = tuple(_normalized(k) for k in get_settings().redact_keys if k)
+    listed = get_settings().redact_keys.split(",")
+    sensitive = tuple(_normalized(k.strip()) for k in listed if k.strip())
     return _redact(value, sensitive)
 
 

@@ -94,12 +94,3 @@ class LibraryAgent(BaseModel):
     @property
     def link(self) -> str:
         return get_settings().library_agent_link.format(agent_id=self.agent_id)
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "agent_id": self.agent_id,
-            "name": self.name,
-            "description": self.description,
-            "link": self.link,
-            "created_at": self.created_at,
-        }
