@@ -303,3 +303,27 @@ async def test_session_events_reach_an_anonymous_page(api, model, settings_env):
     assert all(e["session_id"] == session for e in events)
     anonymous_without_session = await api.get("/api/chat/events")
     assert anonymous_without_session.status_code == 401
+
+
+async def test_past_the_reader_cap_readers_get_503_with_retry_after_and_the_turn_goes_on(
+    api, model, settings_env
+):
+    settings_env(max_readers_per_process=2)
+    session, task_id = await start_slow_turn(api, model, words=20)
+    holders = [registry.subscribe(task_id) for _ in range(2)]  # the process's two readers
+
+    busy = await api.get(f"/api/chat/tasks/{task_id}/stream")
+    assert busy.status_code == 503 and busy.headers["retry-after"] == "2"
+    assert busy.json()["detail"]["code"] == "READERS_BUSY"
+    other = await new_session(api)
+    refused = await api.post(f"/api/chat/sessions/{other}/stream", json={"message": "hi"})
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "2"
+    refused_session = (await api.get(f"/api/chat/sessions/{other}")).json()
+    assert refused_session["active_stream"] is None and refused_session["messages"] == []
+
+    for holder in holders:
+        await holder.close()
+    response = await api.get(f"/api/chat/tasks/{task_id}/stream")  # after the wait: all of it
+    chunks = sse_chunks(response.text)
+    assert_valid_turn(chunks)
+    assert text_of(chunks).split() == [f"w{i}" for i in range(20)]

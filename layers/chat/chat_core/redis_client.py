@@ -1,8 +1,13 @@
-"""Redis connection factory: one client per process and event loop.
+"""Redis connection factory: two clients per process and event loop, writers and readers.
 
-    from chat_core.redis_client import get_redis
+    from chat_core.redis_client import get_redis, get_reader_redis
     r = get_redis()                 # redis.asyncio.Redis or RedisCluster, bound to this loop
     await r.ping()
+    await get_reader_redis().xread(...)   # what stream readers send: their own pool
+
+Readers and writers never share a pool, so a thousand readers cannot take the connection a
+worker needs for its next publish, lease refresh or completion. Both pools wait for a free
+connection (up to `redis_pool_timeout_seconds`) instead of failing at once when full.
 
 `redis://` and `rediss://` (TLS) URLs, standalone or cluster mode (`CHAT_REDIS_MODE`).
 asyncio connections belong to the loop that opened them, so clients are cached per loop:
@@ -14,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Any, TypeAlias
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, TypeAlias
 
 import redis
 import redis.asyncio
@@ -26,10 +32,36 @@ from .settings import Settings, get_settings
 AsyncRedis: TypeAlias = "redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster"
 SyncRedis: TypeAlias = "redis.Redis | redis.cluster.RedisCluster"
 
-_async_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any]" = (
+Role: TypeAlias = Literal["writer", "reader"]
+
+_async_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Role, Any]]" = (
     weakref.WeakKeyDictionary()
 )
 _sync_client: Any = None
+_closers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[Callable[[], Awaitable[None]]]]" = weakref.WeakKeyDictionary()
+
+
+class _WaitingRedisCluster(redis.asyncio.cluster.RedisCluster):
+    """A cluster client whose commands wait for a connection instead of raising
+    MaxConnectionsError when every pooled one is busy (redis-py's cluster pool cannot wait).
+    At most `max_connections` commands are in flight, so no node's pool is ever exhausted
+    by them."""
+
+    def __init__(self, *args: Any, in_flight: int, pool_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._slots = asyncio.Semaphore(in_flight)
+        self._pool_timeout = pool_timeout
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            async with asyncio.timeout(self._pool_timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise redis.ConnectionError("No connection available.") from None
+        try:
+            return await super().execute_command(*args, **kwargs)
+        finally:
+            self._slots.release()
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
@@ -57,13 +89,25 @@ def _url(settings: Settings) -> str:
     return settings.redis_url
 
 
-def create_async_client(settings: Settings | None = None) -> Any:
+def create_async_client(settings: Settings | None = None, role: Role = "writer") -> Any:
     settings = settings or get_settings()
+    options = client_options(settings)
+    if role == "reader":
+        options["max_connections"] = settings.redis_reader_max_connections
     if settings.redis_mode == "cluster":
-        return redis.asyncio.cluster.RedisCluster.from_url(
-            _url(settings), **client_options(settings)
+        # Pipelines take node connections outside the gate: leave them room.
+        in_flight = options["max_connections"]
+        options["max_connections"] = in_flight * 2
+        return _WaitingRedisCluster.from_url(
+            _url(settings),
+            in_flight=in_flight,
+            pool_timeout=settings.redis_pool_timeout_seconds,
+            **options,
         )
-    return redis.asyncio.Redis.from_url(_url(settings), **client_options(settings))
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        _url(settings), timeout=settings.redis_pool_timeout_seconds, **options
+    )
+    return redis.asyncio.Redis.from_pool(pool)
 
 
 def create_sync_client(settings: Settings | None = None) -> Any:
@@ -74,11 +118,21 @@ def create_sync_client(settings: Settings | None = None) -> Any:
 
 
 def get_redis() -> Any:
-    """The async client of the running event loop (created on first use)."""
-    loop = asyncio.get_running_loop()
-    client = _async_clients.get(loop)
+    """The async client of the running event loop (created on first use): every write,
+    and every read that is not a stream reader's."""
+    return _loop_client("writer")
+
+
+def get_reader_redis() -> Any:
+    """The stream readers' client of the running event loop, on a pool of its own."""
+    return _loop_client("reader")
+
+
+def _loop_client(role: Role) -> Any:
+    clients = _async_clients.setdefault(asyncio.get_running_loop(), {})
+    client = clients.get(role)
     if client is None:
-        client = _async_clients[loop] = create_async_client()
+        client = clients[role] = create_async_client(role=role)
     return client
 
 
@@ -90,10 +144,19 @@ def get_sync_redis() -> Any:
 
 
 async def close_redis() -> None:
-    """Close the running loop's client (tests, dev server shutdown)."""
-    client = _async_clients.pop(asyncio.get_running_loop(), None)
-    if client is not None:
+    """Close the running loop's clients (tests, dev server shutdown), after what uses them."""
+    loop = asyncio.get_running_loop()
+    for closer in _closers.pop(loop, []):
+        await closer()
+    clients = _async_clients.pop(loop, {})
+    for client in clients.values():
         await client.aclose()
+
+
+def on_close(closer: Callable[[], Awaitable[None]]) -> None:
+    """Run `closer` in `close_redis()` of the running loop, before its clients close (the
+    fan-out stops its reads this way)."""
+    _closers.setdefault(asyncio.get_running_loop(), []).append(closer)
 
 
 def reset_clients() -> None:

@@ -23,7 +23,6 @@ holds the lease) or `awaiting` (an external operation will report back by webhoo
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import Sequence
@@ -32,6 +31,9 @@ from datetime import datetime, timezone
 from typing import Literal, NamedTuple
 
 from . import keys
+from .fanout import ReadersBusy as ReadersBusy  # re-exported: readers import them from here
+from .fanout import StreamEntry as StreamEntry
+from .fanout import Subscription
 from .protocol.chunks import FINISH_JSON, Chunk, Error
 from .redis_client import LuaScript, get_redis
 from .settings import get_settings
@@ -103,15 +105,6 @@ class ActiveTask:
     def visible_to(self, user_id: str | None) -> bool:
         """Owned tasks are visible only to their owner; anonymous ones to whoever has the id."""
         return self.user_id is None or self.user_id == user_id
-
-
-class StreamEntry(NamedTuple):
-    id: str
-    data: str
-
-    @property
-    def type(self) -> str:
-        return json.loads(self.data)["type"]
 
 
 # --- Lua ------------------------------------------------------------------------------------
@@ -637,144 +630,8 @@ async def fail_if_lease_expired(
 
 
 # --- Subscribing ----------------------------------------------------------------------------
-_END = StreamEntry("", "")
-_OVERFLOW = StreamEntry("", "overflow")
-
-
-class Subscription:
-    """Replays a task's stream after `cursor`, then follows it live until `finish`.
-
-    A listener task reads Redis into a bounded queue. A reader that stays more than
-    `subscriber_queue_size` entries behind for `subscriber_put_timeout_seconds` loses the
-    subscription: what it never received is dropped and it gets an `error` naming the last
-    id it was given, so it reconnects from there losing nothing, and memory stays bounded.
-    """
-
-    def __init__(self, task_id: str, cursor: str = "0-0") -> None:
-        settings = get_settings()
-        self.task_id = task_id
-        self.last_delivered_id = cursor
-        self._cursor = cursor
-        self._queue: asyncio.Queue[StreamEntry] = asyncio.Queue(settings.subscriber_queue_size)
-        self._put_timeout = settings.subscriber_put_timeout_seconds
-        self._page = settings.replay_page_size
-        self._block_ms = settings.read_block_ms
-        self._listener: asyncio.Task[None] | None = None
-        self._ended = False
-
-    async def __aenter__(self) -> "Subscription":
-        self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    def start(self) -> None:
-        if self._listener is None:
-            self._listener = asyncio.create_task(self._listen(), name=f"listen:{self.task_id}")
-
-    async def close(self) -> None:
-        """Unsubscribe: cancel the listener and wait until it is gone."""
-        listener, self._listener = self._listener, None
-        if listener is not None and not listener.done():
-            listener.cancel()
-            await asyncio.gather(listener, return_exceptions=True)
-
-    def __aiter__(self) -> "Subscription":
-        return self
-
-    async def __anext__(self) -> StreamEntry:
-        return await self.next()  # type: ignore[return-value]
-
-    async def next(self, timeout: float | None = None) -> StreamEntry | None:
-        """The next entry; None when `timeout` passes first; StopAsyncIteration at the end."""
-        if self._ended:
-            raise StopAsyncIteration
-        self.start()
-        if self._queue.empty():
-            try:
-                async with asyncio.timeout(timeout):
-                    entry = await self._queue.get()
-            except TimeoutError:
-                return None
-        else:
-            entry = self._queue.get_nowait()  # the common case while replaying: no timer
-        if entry is _END:
-            self._ended = True
-            raise StopAsyncIteration
-        if entry is _OVERFLOW:
-            self._ended = True
-            text = (
-                "This reader fell too far behind the stream. Reconnect with Last-Event-ID "
-                f"{self.last_delivered_id} to continue without losing anything."
-            )
-            return StreamEntry(self.last_delivered_id, Error(error_text=text).to_json())
-        if entry.id:
-            self.last_delivered_id = entry.id
-        return entry
-
-    async def _listen(self) -> None:
-        r = get_redis()
-        stream, meta = keys.task_stream(self.task_id), keys.task_meta(self.task_id)
-        catching_up, task_over = True, False
-        try:
-            while True:
-                # Replay in pages without blocking; block only once at the tail of a task
-                # that is still running. Nothing here can wait forever.
-                reply = await r.xread(
-                    {stream: self._cursor},
-                    count=self._page,
-                    block=None if (catching_up or task_over) else self._block_ms,
-                )
-                entries = reply[0][1] if reply else []
-                for entry_id, fields in entries:
-                    self._cursor = entry_id
-                    entry = StreamEntry(entry_id, fields["data"])
-                    if not await self._put(entry):
-                        return
-                    if entry.data == FINISH_JSON:  # only `finish` is written as exactly this
-                        await self._put(_END)
-                        return
-                if len(entries) == self._page:
-                    catching_up = True
-                elif task_over:
-                    await self._put(_END)
-                    return
-                elif entries and not catching_up:
-                    continue  # live and flowing
-                elif await r.hget(meta, "status") != "running":
-                    # Status and `finish` change in one script: once the status moved, one
-                    # more read returns the finish if the stream still has it.
-                    task_over = True
-                else:
-                    catching_up = False
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # Redis went away mid-stream: end with a readable error.
-            text = f"The stream was interrupted ({type(exc).__name__}). Reconnect to resume."
-            self._drain()
-            self._queue.put_nowait(StreamEntry("", Error(error_text=text).to_json()))
-            self._queue.put_nowait(_END)
-
-    async def _put(self, entry: StreamEntry) -> bool:
-        if not self._queue.full():
-            self._queue.put_nowait(entry)
-            return True
-        try:
-            async with asyncio.timeout(self._put_timeout):
-                await self._queue.put(entry)
-            return True
-        except TimeoutError:
-            # The reader stopped reading. Drop what it never received (it resumes from its
-            # last delivered id) and leave a single overflow marker.
-            self._drain()
-            self._queue.put_nowait(_OVERFLOW)
-            return False
-
-    def _drain(self) -> None:
-        while not self._queue.empty():
-            self._queue.get_nowait()
-
-
 def subscribe(task_id: str, cursor: str = "0-0") -> Subscription:
+    """Replay the task's stream after `cursor`, then follow it live until `finish`, through
+    the process's fan-out (one Redis read per task, whatever the number of readers).
+    `ReadersBusy` when the process already serves `max_readers_per_process` readers."""
     return Subscription(task_id, cursor)

@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     """Must outlast `read_block_ms`; the client factory raises it when it does not."""
     redis_protocol: Literal[2, 3] = 2
     redis_max_connections: int = 256
+    """Pool of the write side (publish, lease, completion, sessions): readers never use it."""
+    redis_reader_max_connections: int = 64
+    """Pool of the read side: replays and the fan-out's reads (per node on a cluster)."""
+    redis_pool_timeout_seconds: float = 5.0
+    """How long a command waits for a free pooled connection before it fails."""
     redis_health_check_interval: int = 30
     pubsub_mode: Literal["auto", "classic", "sharded"] = "auto"
     """`auto` uses sharded pub/sub on a cluster whose servers have it (Redis 7+)."""
@@ -50,6 +55,9 @@ class Settings(BaseSettings):
     subscriber_queue_size: int = 1_000
     subscriber_put_timeout_seconds: float = 5.0
     heartbeat_seconds: float = 15.0
+    max_readers_per_process: int = 2_000
+    """Live stream readers one process serves; past it a reader gets 503 + Retry-After."""
+    readers_retry_after_seconds: int = 2
     coalesce_ms: int = Field(0, ge=0, le=20)
     """Minimum spacing of text-delta writes. Deltas are always written behind the producer
     (merged while a write is in flight); a window > 0 merges more at some latency."""

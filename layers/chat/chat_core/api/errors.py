@@ -12,6 +12,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..fanout import ReadersBusy
+from ..settings import get_settings
+
 
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
@@ -19,8 +22,12 @@ class ApiError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"detail": {"code": code, "message": message}}, status_code=status)
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"detail": {"code": code, "message": message}}, status_code=status, headers=headers
+    )
 
 
 SESSION_NOT_FOUND = ApiError(404, "SESSION_NOT_FOUND", "No such chat session.")
@@ -42,6 +49,17 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(ReadersBusy)
+    async def _readers_busy(_: Request, exc: ReadersBusy) -> JSONResponse:
+        # Overload, not failure: the client retries, and a running turn goes on meanwhile.
+        retry_after = get_settings().readers_retry_after_seconds
+        return error_response(
+            503,
+            "READERS_BUSY",
+            f"This server is reading as many streams as it can; retry in {retry_after} s.",
+            {"Retry-After": str(retry_after)},
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -22,6 +22,7 @@ from sse_starlette import EventSourceResponse
 from sse_starlette.event import ServerSentEvent
 
 from .. import registry
+from ..fanout import readers_have_room
 from ..protocol import sse
 from ..settings import get_settings
 from .errors import ApiError
@@ -43,14 +44,20 @@ def _after(entry_id: str, cursor: str) -> bool:
     return tuple(map(int, entry_id.split("-"))) > tuple(map(int, cursor.split("-")))
 
 
-async def task_events(task_id: str, cursor: str) -> AsyncIterator[ServerSentEvent]:
+def check_reader_room() -> None:
+    """Refuse before anything starts when no reader slot is free (503 + Retry-After)."""
+    if not readers_have_room():
+        raise registry.ReadersBusy(get_settings().max_readers_per_process)
+
+
+async def task_events(subscription: registry.Subscription) -> AsyncIterator[ServerSentEvent]:
     settings = get_settings()
     buffered = settings.read_mode == "buffered"
     loop_time = asyncio.get_running_loop().time
     deadline = loop_time() + (
         settings.long_poll_seconds if buffered else settings.stream_budget_seconds
     )
-    async with registry.subscribe(task_id, cursor) as subscription:
+    async with subscription:
         while (remaining := deadline - loop_time()) > 0:
             try:
                 entry = await subscription.next(timeout=min(settings.heartbeat_seconds, remaining))
@@ -72,8 +79,11 @@ async def task_stream_response(task: registry.ActiveTask, cursor: str) -> Respon
         last = await registry.last_entry_id(task.task_id)
         if not _after(last, cursor):
             return Response(status_code=204)
+    # Subscribed before the response starts: past the reader cap the answer is a 503
+    # (ReadersBusy, see errors.py).
+    subscription = registry.subscribe(task.task_id, cursor)
     return EventSourceResponse(
-        task_events(task.task_id, cursor),
+        task_events(subscription),
         headers={**sse.HEADERS, "X-Task-Id": task.task_id},
         ping=0,
         sep=sse.SEP,

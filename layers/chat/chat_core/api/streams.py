@@ -26,7 +26,7 @@ from .errors import SESSION_NOT_FOUND, ApiError
 from .identity import UserId
 from .openapi import UI_MESSAGE_STREAM, EventStream, responses
 from .paths import SessionId, checked_id
-from .reading import task_stream_response
+from .reading import check_reader_room, task_stream_response
 from .sessions import load_session
 
 router = APIRouter(tags=["streams"])
@@ -75,6 +75,7 @@ def _check_length(message: str) -> None:
 async def _start(
     session_id: str, user_id: str | None, message: str | None, **options: Any
 ) -> Response:
+    check_reader_room()  # a busy process refuses the turn rather than start it unread
     session = await load_session(session_id, user_id)
     try:
         task = await start_turn(session, message, user_id, **options)

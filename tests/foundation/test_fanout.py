@@ -1,0 +1,185 @@
+"""The fan-out under load, on a real Redis (standalone and 3-node clusters): one read per
+task whatever its readers, writes that readers cannot starve, a cap on readers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+import redis
+
+from chat_core import fanout, registry
+from chat_core.protocol import chunks as c
+from chat_core.redis_client import get_reader_redis
+
+pytestmark = [pytest.mark.both, pytest.mark.redis7]
+
+
+def xread_calls(target) -> int:
+    """XREAD commands the server(s) ran since the last reset, over every node."""
+    total = 0
+    for url in target.node_urls:
+        with redis.Redis.from_url(url) as node:
+            total += node.info("commandstats").get("cmdstat_xread", {}).get("calls", 0)
+    return total
+
+
+def reset_stats(target) -> None:
+    for url in target.node_urls:
+        with redis.Redis.from_url(url) as node:
+            node.config_resetstat()
+
+
+def connected_clients(target) -> int:
+    total = 0
+    for url in target.node_urls:
+        with redis.Redis.from_url(url) as node:
+            total += node.info("clients")["connected_clients"]
+    return total
+
+
+async def all_live(subs: list[registry.Subscription], timeout: float = 10) -> None:
+    async with asyncio.timeout(timeout):
+        while not all(s.state == "live" for s in subs):
+            await asyncio.sleep(0.01)
+
+
+async def read_all(sub: registry.Subscription) -> list[registry.StreamEntry]:
+    return [entry async for entry in sub]
+
+
+async def test_a_hundred_readers_of_one_task_share_one_redis_read(redis_target, settings_env):
+    settings_env(redis_reader_max_connections=4)
+    task = await registry.create_task(session_id="s", user_id=None)
+    first = await registry.publish_chunk(task.task_id, c.Start())
+    subs = [registry.subscribe(task.task_id, "0-0") for _ in range(100)]
+    for sub in subs:
+        sub.start()
+    got: list[list[registry.StreamEntry]] = [[await s.next(timeout=10)] for s in subs]
+    await all_live(subs)
+
+    reset_stats(redis_target)
+    published = []
+    for i in range(20):
+        [entry_id] = await registry.publish_chunks(
+            task.task_id, [c.TextDelta(id="t", delta=str(i))]
+        )
+        published.append(entry_id)
+        for sub, entries in zip(subs, got):  # every reader has it before the next one
+            entries.append(await sub.next(timeout=10))
+    live_reads = xread_calls(redis_target)
+    await registry.mark_task_completed(task.task_id)
+    for sub, entries in zip(subs, got):
+        entries += await asyncio.wait_for(read_all(sub), 10)
+        await sub.close()
+
+    for entries in got:
+        assert [e.id for e in entries[:21]] == [first, *published]
+        assert entries[-1].type == "finish"
+    # One read per published entry for all hundred readers (each returns with the new entry
+    # and blocks again), where a read per reader would be 2,000.
+    assert live_reads <= len(published) + 2
+    # Readers hold no connection each: the readers' pool (4) and the writers' few.
+    assert connected_clients(redis_target) <= 4 * len(redis_target.node_urls) + 12
+
+
+async def test_a_writer_publishes_and_completes_while_every_reader_connection_is_taken(
+    redis_target, settings_env
+):
+    settings_env(redis_reader_max_connections=2, redis_pool_timeout_seconds=30)
+    task = await registry.create_task(session_id="s", user_id=None)
+    await registry.publish_chunk(task.task_id, c.Start())
+    # Saturate the read side: both reader connections block, and 200 readers queue for them.
+    reader = get_reader_redis()
+    blockers = [asyncio.create_task(reader.blpop([f"nothing-{i}"], timeout=0)) for i in range(2)]
+    await asyncio.sleep(0.2)
+    subs = [registry.subscribe(task.task_id, "0-0") for _ in range(200)]
+    for sub in subs:
+        sub.start()
+    await asyncio.sleep(0.2)
+    assert all(s.state == "replaying" for s in subs)  # nobody got a reader connection
+
+    # The worker's side goes on: every publish, the lease and the completion succeed.
+    assert await registry.claim_task(task.task_id, "w1") == "ok"
+    ids = []
+    for i in range(50):
+        ids += await registry.publish_chunks(task.task_id, [c.TextDelta(id="t", delta=str(i))])
+    assert (await registry.refresh_lease(task, "w1")).held
+    assert await registry.mark_task_completed(task.task_id)
+
+    for blocker in blockers:
+        blocker.cancel()
+    await asyncio.gather(*blockers, return_exceptions=True)
+    for sub in subs:
+        entries = await asyncio.wait_for(read_all(sub), 30)
+        await sub.close()
+        assert [e.id for e in entries[1:-1]] == ids and entries[-1].type == "finish"
+
+
+async def test_a_slow_reader_never_holds_back_the_others(redis_target, settings_env):
+    settings_env(subscriber_queue_size=10, subscriber_put_timeout_seconds=0.5)
+    task = await registry.create_task(session_id="s", user_id=None)
+    start = await registry.publish_chunk(task.task_id, c.Start())
+    slow, fast = registry.subscribe(task.task_id), registry.subscribe(task.task_id)
+    assert (await slow.next(timeout=10)).type == "start"
+    fast_reader = asyncio.create_task(read_all(fast))
+    await all_live([slow, fast])
+
+    ids = []
+    for i in range(100):  # ten times what the slow reader's queue holds
+        ids += await registry.publish_chunks(task.task_id, [c.TextDelta(id="t", delta=str(i))])
+    await registry.mark_task_completed(task.task_id)
+    entries = await asyncio.wait_for(fast_reader, 10)
+    assert [e.id for e in entries[1:-1]] == ids and entries[-1].type == "finish"
+
+    await asyncio.sleep(1.0)  # the slow one stayed behind past its put timeout
+    overflow = await slow.next(timeout=1)
+    assert overflow.type == "error" and overflow.id == start
+    assert start in json.loads(overflow.data)["errorText"]
+    await slow.close()
+    await fast.close()
+    async with registry.subscribe(task.task_id, overflow.id) as again:  # loses nothing
+        assert [e.id for e in (await read_all(again))[:-1]] == ids
+
+
+async def test_readers_joining_one_by_one_while_a_task_streams_miss_nothing(redis_target):
+    """Each join lands while the shared read blocks (standalone: it is woken up for it)."""
+    tasks = [await registry.create_task(session_id=f"s{i}", user_id=None) for i in range(5)]
+    readers: list[tuple[registry.Subscription, asyncio.Task]] = []
+    published: dict[str, list[str]] = {t.task_id: [] for t in tasks}
+    for round_ in range(10):
+        for task in tasks:
+            published[task.task_id] += await registry.publish_chunks(
+                task.task_id, [c.TextDelta(id="t", delta=str(round_))]
+            )
+        sub = registry.subscribe(tasks[round_ % 5].task_id, "0-0")
+        readers.append((sub, asyncio.create_task(read_all(sub))))
+        await asyncio.sleep(0.01)
+    for task in tasks:
+        await registry.mark_task_completed(task.task_id)
+    for sub, reader in readers:
+        entries = await asyncio.wait_for(reader, 10)
+        await sub.close()
+        assert [e.id for e in entries[:-1]] == published[sub.task_id]
+        assert entries[-1].type == "finish"
+
+
+async def test_past_the_cap_a_new_subscription_is_refused_and_a_closed_one_frees_its_slot(
+    redis_target, settings_env
+):
+    settings_env(max_readers_per_process=3)
+    task = await registry.create_task(session_id="s", user_id=None)
+    subs = [registry.subscribe(task.task_id) for _ in range(3)]
+    with pytest.raises(registry.ReadersBusy):
+        registry.subscribe(task.task_id)
+    assert not fanout.readers_have_room()
+    await subs[0].close()
+    assert fanout.readers_have_room()
+    subs[0] = registry.subscribe(task.task_id)
+    await registry.mark_task_completed(task.task_id)
+    for sub in subs:  # a reader that reaches the end gives its slot back too
+        assert [e.type for e in await asyncio.wait_for(read_all(sub), 10)] == ["finish"]
+    assert fanout.readers_have_room()
+    for sub in subs:
+        await sub.close()
