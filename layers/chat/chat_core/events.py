@@ -33,7 +33,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from . import keys
-from .redis_client import get_reader_redis, get_redis, get_sync_redis, is_cluster
+from .redis_client import reader_redis, get_redis, get_sync_redis, is_cluster
 from .settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ class AsyncEventBus(_BaseEventBus[M]):
 
     async def listen_events(self, channel_key: str) -> AsyncIterator[M | PayloadTooLarge]:
         # Listeners hold their connection: on the readers' pool, never the writers'.
-        pubsub = get_reader_redis().pubsub()
+        pubsub = (await reader_redis()).pubsub()
         subscribe, receive = self._subscription(pubsub, channel_key, await self._sharded_mode())
         self._pubsubs.add(pubsub)
         try:

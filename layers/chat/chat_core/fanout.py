@@ -31,7 +31,7 @@ from typing import Any, Literal, NamedTuple
 from . import keys
 from .observability import logger
 from .protocol.chunks import FINISH_JSON, Error
-from .redis_client import get_reader_redis, on_close
+from .redis_client import get_reader_redis, on_close, reader_redis
 from .settings import get_settings
 
 # A failed fan-out read is retried this many times (after these pauses) before its readers
@@ -167,7 +167,7 @@ class Subscription:
 
     # --- the listener: replay, join, catch up after lagging -----------------------------
     async def _listen(self) -> None:
-        r = get_reader_redis()
+        r = await reader_redis()
         stream, meta = keys.task_stream(self.task_id), keys.task_meta(self.task_id)
         task_over, stale = False, 0
         try:
@@ -356,7 +356,7 @@ class _ReadGroup:
         """The connection the blocking read goes on: a dedicated one (standalone), so that
         CLIENT UNBLOCK can find it, or the readers' cluster client."""
         if not self._dedicated:
-            return get_reader_redis()
+            return await reader_redis()
         if self._client is None:
             self._client = type(get_reader_redis())(
                 connection_pool=get_reader_redis().connection_pool, single_connection_client=True

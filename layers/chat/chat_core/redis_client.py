@@ -128,6 +128,16 @@ def get_reader_redis() -> Any:
     return _loop_client("reader")
 
 
+async def reader_redis() -> Any:
+    """`get_reader_redis()`, ready for concurrent use: a fresh cluster client's first
+    commands, sent at once, race its slot-map initialization in redis-py (a connection is
+    closed under one of them), and its pub/sub needs the slot map before anything."""
+    client = get_reader_redis()
+    if is_cluster(client):
+        await client.initialize()  # once; afterwards it returns at once
+    return client
+
+
 def _loop_client(role: Role) -> Any:
     clients = _async_clients.setdefault(asyncio.get_running_loop(), {})
     client = clients.get(role)
