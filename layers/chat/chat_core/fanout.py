@@ -28,6 +28,8 @@ import json
 import weakref
 from typing import Any, Literal, NamedTuple
 
+import redis
+
 from . import keys
 from .observability import logger
 from .protocol.chunks import FINISH_JSON, Error
@@ -42,6 +44,8 @@ _READ_RETRY_DELAYS = (0.05, 0.25, 1.0)
 _STALE_JOINS = 3
 # CLIENT UNBLOCK misses a read that has not reached the server yet: retried with these pauses.
 _UNBLOCK_DELAYS = (0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128)
+# Where it is refused, a joining feed waits at most this long for the shared read to restart.
+_POLL_WITHOUT_UNBLOCK_MS = 50
 
 
 class StreamEntry(NamedTuple):
@@ -319,10 +323,13 @@ class _ReadGroup:
                     return
                 streams = {stream: feed.cursor for stream, feed in self.feeds.items()}
                 self._reading = frozenset(streams)
+                block = settings.read_block_ms
+                if self._dedicated and not self._fanout.can_unblock:
+                    block = min(block, _POLL_WITHOUT_UNBLOCK_MS)
                 try:
                     client = await self._reader()
                     reply = await client.xread(
-                        streams, count=settings.replay_page_size, block=settings.read_block_ms
+                        streams, count=settings.replay_page_size, block=block
                     )
                 except asyncio.CancelledError:
                     raise
@@ -378,6 +385,11 @@ class _ReadGroup:
                     return
                 await asyncio.sleep(delay)
             self._client_id = None  # perhaps reconnected under another id: ask again
+        except redis.ResponseError:
+            # A server that refuses CLIENT UNBLOCK (some managed ones): new feeds are picked
+            # up by shorter reads from now on instead.
+            logger.warning("CLIENT UNBLOCK refused; the fan-out reads in short blocks")
+            self._fanout.can_unblock = False
         except Exception as exc:  # the read ends by its block timeout anyway
             logger.warning("fan-out wake failed: %s", type(exc).__name__)
         finally:
@@ -404,6 +416,7 @@ class _Fanout:
         self.feeds: dict[str, _Feed] = {}
         self.groups: dict[str, _ReadGroup] = {}
         self._cluster = get_settings().redis_mode == "cluster"
+        self.can_unblock = True
 
     def admit(self, limit: int) -> None:
         if self.readers >= limit:
