@@ -94,7 +94,8 @@ async def _start(
     "/sessions/{session_id}/stream",
     response_class=EventStream,
     responses=responses(
-        {413: "MESSAGE_TOO_LARGE", 429: "TURN_IN_PROGRESS"}, stream=UI_MESSAGE_STREAM
+        {413: "MESSAGE_TOO_LARGE", 429: "TURN_IN_PROGRESS", 503: "READERS_BUSY"},
+        stream=UI_MESSAGE_STREAM,
     ),
 )
 async def stream_turn(session_id: SessionId, body: StreamRequest, user_id: UserId) -> Response:
@@ -118,6 +119,7 @@ async def stream_turn(session_id: SessionId, body: StreamRequest, user_id: UserI
             413: "MESSAGE_TOO_LARGE",
             422: "NO_USER_MESSAGE",
             429: "TURN_IN_PROGRESS",
+            503: "READERS_BUSY",
         },
         stream=UI_MESSAGE_STREAM,
     ),

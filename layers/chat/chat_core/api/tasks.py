@@ -49,12 +49,12 @@ class CancelResult(BaseModel):
 
 _EXPIRED = {410: "TASK_EXPIRED"}
 _READ = responses(
-    {**_EXPIRED, 422: "INVALID_CURSOR"},
+    {**_EXPIRED, 422: "INVALID_CURSOR", 503: "READERS_BUSY"},
     stream=UI_MESSAGE_STREAM,
     empty="The task is over and nothing follows the cursor: stop reconnecting.",
 )
 _RESUME = responses(
-    {422: "INVALID_CURSOR"},
+    {422: "INVALID_CURSOR", 503: "READERS_BUSY"},
     stream=UI_MESSAGE_STREAM,
     empty="No turn is running in this session (or it is over and nothing follows the cursor).",
 )
