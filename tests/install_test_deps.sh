@@ -37,11 +37,16 @@ fi
 # AWS SAM CLI in a Python 3.12 venv of its own, for the tests that run `sam build` (no
 # Docker: the build runs here) and the built functions (3.12, like the Lambda runtime);
 # beside it, boto3 as the runtime provides it to a function.
-PY312="$(command -v python3.12 || true)"
-if [ -z "$PY312" ] && command -v pyenv >/dev/null 2>&1; then
-  candidate="$(pyenv root)/versions/3.12.1/bin/python"
-  [ -x "$candidate" ] && PY312="$candidate"
-fi
+# A pyenv shim on PATH may name a version it will not run, so a candidate counts only once
+# it has answered.
+PY312=""
+for candidate in "$(command -v python3.12 || true)" \
+    "$(command -v pyenv >/dev/null 2>&1 && echo "$(pyenv root)/versions/3.12.1/bin/python")"; do
+  if [ -n "$candidate" ] && "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then
+    PY312="$candidate"
+    break
+  fi
+done
 if [ -n "$PY312" ]; then
   if [ ! -x .venv-sam/bin/sam ]; then
     echo "installing aws-sam-cli into .venv-sam for the sam build tests"
