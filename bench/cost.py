@@ -45,16 +45,17 @@ async def _turns(count: int) -> None:
 
     from chat_core import background
     from chat_core.chat.llm import reset_llm_clients
-    from chat_core.chat.turns import start_turn
     from chat_core.sessions import get_session_store
     from chat_core.settings import get_settings
-    from chat_core.worker.dispatch import set_dispatcher
+    from chat_core.tasks import start_turn
+    from chat_core.worker.dispatch import InProcessDispatcher, set_dispatcher
+    from chat_core.worker.runner import run_job
 
     with ScriptedModelServer() as model:
         os.environ.update(CHAT_LLM_BASE_URL=model.base_url, CHAT_LLM_API_KEY="bench")
         get_settings.cache_clear()
         reset_llm_clients()
-        set_dispatcher(None)
+        set_dispatcher(InProcessDispatcher(run_job))
         answer = " ".join(f"token{i}" for i in range(200))
         for _ in range(count):
             model.reply_text(answer, stream=True)

@@ -33,7 +33,7 @@ from bench._common import (
     median,
     summary_ms,
 )
-from chat_core import keys, redis_client, registry
+from chat_core import keys, redis_client, registry, tasks
 from chat_core.protocol.chunks import (
     FINISH_JSON,
     Chunk,
@@ -165,7 +165,7 @@ async def _publish_ours(tokens: list[str], *, yielding: bool = False) -> _Publis
     """ChunkPublisher into a real task (default settings). `yielding`: the producer gives the
     loop a turn after every chunk, as one reading tokens off a socket does, so the writer
     behind it runs between chunks."""
-    task = await registry.create_task(session_id=f"publish-{uuid.uuid4()}", user_id="bench")
+    task = await tasks.create_turn(f"publish-{uuid.uuid4()}", "bench")
     started = time.perf_counter()
     publisher = ChunkPublisher(task.task_id)
     for chunk in _turn(tokens):
@@ -176,21 +176,21 @@ async def _publish_ours(tokens: list[str], *, yielding: bool = False) -> _Publis
     elapsed = time.perf_counter() - started
     if await _stored_text(keys.task_stream(task.task_id)) != "".join(tokens):
         raise RuntimeError("our publisher lost or reordered text")
-    await registry.mark_task_completed(task.task_id)
+    await tasks.finish(task, "completed")
     return _PublishRun(elapsed, len(publisher.entry_ids))
 
 
 async def _publish_one_by_one(tokens: list[str]) -> _PublishRun:
     """Our write (one Lua script: XADD + both TTLs) once per chunk, awaited, nothing merged:
     what the script alone gains over XADD then EXPIRE."""
-    task = await registry.create_task(session_id=f"publish-{uuid.uuid4()}", user_id="bench")
+    task = await tasks.create_turn(f"publish-{uuid.uuid4()}", "bench")
     started = time.perf_counter()
     for chunk in _turn(tokens):
         await registry.publish_chunks(task.task_id, [chunk])
     elapsed = time.perf_counter() - started
     if await _stored_text(keys.task_stream(task.task_id)) != "".join(tokens):
         raise RuntimeError("publishing one by one lost or reordered text")
-    await registry.mark_task_completed(task.task_id)
+    await tasks.finish(task, "completed")
     return _PublishRun(elapsed, TURN_CHUNKS)
 
 
@@ -307,9 +307,11 @@ async def _deliver(ours: bool) -> dict[str, Any]:
     r = get_redis()
     log = _LatencyLog()
     task_ids: list[str] = []
+    ours_tasks: list[registry.TaskRecord] = []
     for _ in range(DELIVERY_STREAMS):
         if ours:
-            task = await registry.create_task(session_id=f"delivery-{uuid.uuid4()}", user_id=None)
+            task = await tasks.create_turn(f"delivery-{uuid.uuid4()}", None)
+            ours_tasks.append(task)
             task_ids.append(task.task_id)
         else:
             task_id = str(uuid.uuid4())
@@ -334,7 +336,7 @@ async def _deliver(ours: bool) -> dict[str, Any]:
         *(_produce(log, i, publisher(t), begin, end) for i, t in enumerate(task_ids))
     )
     if ours:
-        await asyncio.gather(*(registry.mark_task_completed(t) for t in task_ids))
+        await asyncio.gather(*(tasks.finish(t, "completed") for t in ours_tasks))
     else:
         for task_id in task_ids:
             await baseline.publish_chunk(r, task_id, FINISH_JSON)
@@ -466,7 +468,7 @@ async def _lookup_ours(tasks: Sequence[_StoredTask]) -> dict[str, Any]:
     pings: list[float] = []
     for task, hit in _queries(tasks, LOOKUP_OURS_ITERATIONS):
         started = time.perf_counter()
-        found, last_id = await registry.get_active_task_for_session(task.session_id, task.user_id)
+        found, last_id = await tasks.active_task(task.session_id, task.user_id)
         timings[hit].append(time.perf_counter() - started)
         started = time.perf_counter()
         await r.ping()
@@ -583,10 +585,10 @@ async def _replay_ours(task_id: str) -> tuple[float, int]:
 async def _replay_benchmark() -> dict[str, Any]:
     r = get_redis()
     chunks = _replay_chunks()
-    task = await registry.create_task(session_id=f"replay-{uuid.uuid4()}", user_id=None)
+    task = await tasks.create_turn(f"replay-{uuid.uuid4()}", None)
     for offset in range(0, len(chunks), REPLAY_PUBLISH_BATCH):
         await registry.publish_chunks(task.task_id, chunks[offset : offset + REPLAY_PUBLISH_BATCH])
-    await registry.mark_task_completed(task.task_id)
+    await tasks.finish(task, "completed")
     naive_id = str(uuid.uuid4())
     pipe = r.pipeline(transaction=False)
     for data in [*chunks, FINISH_JSON]:

@@ -79,9 +79,8 @@ from bench._common import (
     percentile,
     summary_ms,
 )
-from chat_core import keys, redis_client, registry
+from chat_core import keys, redis_client, registry, tasks
 from chat_core.chat.llm import get_llm_client, reset_llm_clients
-from chat_core.chat.turns import start_turn
 from chat_dev.scripted_model import ReplyWith, ScriptedModelServer
 from chat_core.protocol.chunks import FINISH_JSON
 from chat_core.sessions import get_session_store
@@ -356,7 +355,7 @@ class _Readers:
 
         set_dispatcher(Recorder())
         try:
-            task = await start_turn(session, USER_MESSAGE, USER_ID)
+            task = await tasks.start_turn(session, USER_MESSAGE, USER_ID)
         finally:
             set_dispatcher(None)
         self.model.ask("reply", text, delay_ms)
@@ -409,9 +408,7 @@ class _Readers:
     async def bare_xadd(self, text: str, delay_ms: int) -> _Run:
         assert self.request is not None
         r = redis_client.get_redis()
-        task = await registry.create_task(
-            session_id=f"bare-{uuid.uuid4()}", user_id=None, claim_session=False
-        )
+        task = await tasks.create_turn(f"bare-{uuid.uuid4()}", None)
         stream_key = keys.task_stream(task.task_id)
         self.model.ask("reply", text, delay_ms)
         self._subscribe(task.task_id)
@@ -425,7 +422,7 @@ class _Readers:
                     data = json.dumps({"type": "text-delta", "id": "t1", "delta": content})
                     await r.xadd(stream_key, {"data": data})
                     writes.append((time.perf_counter(), data))
-        await registry.mark_task_completed(task.task_id)  # the reader stops at `finish`
+        await tasks.finish(task, "completed")  # the reader stops at `finish`
         cpu = time.process_time() - cpu
         seen = await asyncio.to_thread(self.reader.answer)
         record, _ = self._model_stream()

@@ -1,6 +1,7 @@
 """The ordering rules an AI SDK client enforces on a UI message stream, as one assertion.
 
     assert_valid_turn(chunks)          # chunks: wire dicts in stream order
+    assert_valid_content(chunks)       # what a turn produces, before its task frames it
 
 The client throws on a `text-delta` whose `text-start` it has not seen (or after its
 `text-end`), and on tool output for a tool call whose input it has not seen. Steps open
@@ -12,11 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 
-def assert_valid_turn(chunks: list[dict[str, Any]], *, expect_start: bool = True) -> None:
+def assert_valid_turn(chunks: list[dict[str, Any]]) -> None:
     types = [c["type"] for c in chunks]
     assert types.count("finish") == 1 and types[-1] == "finish", types
-    if expect_start:
-        assert types.count("start") == 1 and types[0] == "start", types
+    assert types.count("start") == 1 and types[0] == "start", types
+    assert_valid_content(chunks)
+
+
+def assert_valid_content(chunks: list[dict[str, Any]]) -> None:
     open_texts: set[str] = set()
     closed_texts: set[str] = set()
     tool_inputs: set[str] = set()

@@ -236,13 +236,13 @@ def model(scripted_server, monkeypatch: pytest.MonkeyPatch, redis_target: RedisT
         llm_api_key="test-key",
         llm_retry_base_seconds=0.01,
         llm_retry_max_seconds=0.05,
-        dispatch_grace_seconds=30,
     )
     from chat_core.chat.llm import reset_llm_clients
-    from chat_core.worker.dispatch import set_dispatcher
+    from chat_core.worker.dispatch import InProcessDispatcher, set_dispatcher
+    from chat_core.worker.runner import run_job
 
     reset_llm_clients()
-    set_dispatcher(None)
+    set_dispatcher(InProcessDispatcher(run_job))
     yield scripted_server
     set_dispatcher(None)
 

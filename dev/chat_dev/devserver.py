@@ -294,8 +294,12 @@ def build_app(env: DevEnvironment) -> FastAPI:
     from chat_core.api.app import ALL_ROUTERS, create_app
     from chat_core.api.openapi import documented
     from chat_core.completions.consumer import ConsumerService
-    from chat_dev.fake_agent_generator import FakeAgentGenerator
     from chat_core.redis_client import close_redis
+    from chat_core.worker.dispatch import InProcessDispatcher, set_dispatcher
+    from chat_core.worker.runner import run_job
+    from chat_dev.fake_agent_generator import FakeAgentGenerator
+
+    set_dispatcher(InProcessDispatcher(run_job))  # the worker runs in this process
 
     settings = get_settings()
     generator = FakeAgentGenerator(

@@ -112,14 +112,17 @@ class FakeAgentGenerator:
 
 
 def completion_for(request: GenerationRequest) -> dict[str, Any]:
-    """The webhook body: `{success, result}` or `{success: false, error}`."""
+    """The webhook body: `{operation_id, success, result}` or `{operation_id, success: false,
+    error}`. The operation id is inside what is signed, binding the delivery to it."""
     if FAIL_MARK in request.description.lower():
         return {
+            "operation_id": request.operation_id,
             "success": False,
             "error": "The agent generator could not build this agent (a simulated failure).",
         }
     name = request.name or _name_from(request.description)
     return {
+        "operation_id": request.operation_id,
         "success": True,
         "result": {
             "type": "agent_generated",

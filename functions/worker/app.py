@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from chat_core.aws import run
 from chat_core.observability import configure_lambda_logging, logger, metrics, tracer
 from chat_core.worker.jobs import parse_job
-from chat_core.worker.runner import run_job
+from chat_core.worker.runner import run_invocation
 
 configure_lambda_logging()  # the layer's stdlib loggers write Powertools JSON too
 
@@ -26,4 +26,4 @@ configure_lambda_logging()  # the layer's stdlib loggers write Powertools JSON t
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     job = parse_job(event)
-    return {"job": job.kind, "outcome": run(run_job(job))}
+    return {"job": job.kind, "outcome": run(run_invocation(job))}

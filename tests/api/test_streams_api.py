@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from chat_core import keys, registry
+from chat_core import keys, registry, tasks
 from chat_core.api.app import ALL_ROUTERS, create_app
 from chat_core.redis_client import get_redis
 from tests.chunk_rules import assert_valid_turn, text_of
@@ -40,10 +40,11 @@ async def start_slow_turn(api, model, words: int = 80) -> tuple[str, str]:
     """A turn still running when this returns: (session id, task id)."""
     model.slow_stream(60, text=" ".join(f"w{i}" for i in range(words)))
     session = await new_session(api)
-    from chat_core.chat.turns import start_turn
     from chat_core.sessions import get_session_store
 
-    task = await start_turn(await get_session_store().get(session, None), "count slowly", None)
+    task = await tasks.start_turn(
+        await get_session_store().get(session, None), "count slowly", None
+    )
     await wait_until_streaming(task.task_id)
     return session, task.task_id
 
@@ -246,7 +247,7 @@ async def test_bad_input_gets_a_clear_error_and_nothing_is_saved(api, body, stat
     )
     assert response.status_code == status and response.json()["detail"]["code"] == code
     assert (await api.get(f"/api/chat/sessions/{session}")).json()["messages"] == []
-    assert (await registry.get_active_task_for_session(session))[0] is None
+    assert (await tasks.active_task(session))[0] is None
 
 
 async def test_an_ai_sdk_request_without_a_user_message_is_invalid(api):
@@ -264,8 +265,7 @@ async def test_unknown_foreign_and_expired_tasks(api, settings_env):
     settings_env(jwt_secret=SECRET)
     missing = await api.get("/api/chat/tasks/nope/stream")
     assert missing.status_code == 404 and missing.json()["detail"]["code"] == "TASK_NOT_FOUND"
-    task = await registry.create_task(session_id="s-owned", user_id="alice")
-    await registry.publish_chunk(task.task_id, '{"type":"start"}')
+    task = await tasks.create_turn("s-owned", "alice")
     for path in (f"/api/chat/tasks/{task.task_id}", f"/api/chat/tasks/{task.task_id}/stream"):
         foreign = await api.get(path, headers=bearer("mallory"))
         assert foreign.status_code == 404 and foreign.json() == missing.json()

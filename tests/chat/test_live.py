@@ -20,26 +20,22 @@ async def live_session(redis_target, monkeypatch):
 
 
 async def test_stream_chat_completion(live_session):
-    has_errors, has_ended, text = False, False, ""
-    async for chunk in stream_chat_completion(
+    text = ""
+    async for chunk in stream_chat_completion(  # a failure would raise TurnFailed
         live_session.session_id, "Hello, how are you?", user_id="live-user"
     ):
-        has_errors |= chunk.type == "error"
-        has_ended |= chunk.type == "finish"
         text += getattr(chunk, "delta", "") if chunk.type == "text-delta" else ""
-    assert has_ended and not has_errors and text
+    assert text
 
 
 async def test_stream_chat_completion_with_tool_calls(live_session):
-    has_errors, has_ended, had_tool_calls = False, False, False
-    async for chunk in stream_chat_completion(
+    had_tool_calls = False
+    async for chunk in stream_chat_completion(  # a failure would raise TurnFailed
         live_session.session_id,
         "Please find me an agent that can help me with my business. Use the query 'moneny printing agent'",
         user_id="live-user",
     ):
-        has_errors |= chunk.type == "error"
-        has_ended |= chunk.type == "finish"
         had_tool_calls |= chunk.type == "tool-output-available"
-    assert has_ended and not has_errors and had_tool_calls
+    assert had_tool_calls
     session = await get_session_store().get(live_session.session_id, "live-user")
     assert session and session.usage

@@ -8,8 +8,7 @@ import json
 import pytest
 from pydantic import BaseModel
 
-from chat_core import keys, registry, tools
-from chat_core.chat.turns import start_turn
+from chat_core import keys, registry, tasks, tools
 from chat_dev.scripted_model import ToolCall
 from chat_core.redis_client import get_redis
 from chat_core.sessions import get_session_store
@@ -30,15 +29,15 @@ def dispatched(model):
     return recorder
 
 
-async def run_create_agent_turn(dispatched, model, call_id: str = "call_create_1"):
+async def run_create_agent_turn(dispatched, model, call_id: str = "call_create_1", session=None):
     model.reply_tool_calls(
         ToolCall(
             "create_agent", {"description": "An agent that chases unpaid invoices"}, id=call_id
         ),
         stream=True,
     )
-    session = await get_session_store().create("u1")
-    turn = await start_turn(session, "Create an agent that chases unpaid invoices", "u1")
+    session = session or await get_session_store().create("u1")
+    turn = await tasks.start_turn(session, "Create an agent that chases unpaid invoices", "u1")
     assert await run_job(dispatched.jobs[-1]) == "completed"
     return session, turn
 
@@ -77,12 +76,14 @@ async def test_a_delegated_operation_starts_and_the_turn_answers_at_once(
         "description": "An agent that chases unpaid invoices"
     }  # no nulls
     # The session now follows the operation, and remembers it as pending.
-    active, _ = await registry.get_active_task_for_session(session.session_id, "u1")
+    active, _ = await tasks.active_task(session.session_id, "u1")
     assert active.task_id == operation.task_id
     stored = await get_session_store().get(session.session_id, "u1")
     pending = json.loads(stored.messages[-1].content)
     assert stored.messages[-1].role == "tool" and pending["type"] == "operation_pending"
-    assert await get_redis().exists(keys.running_operation("call_create_1")) == 1
+    assert (
+        await get_redis().exists(keys.running_operation(session.session_id, "call_create_1")) == 1
+    )
 
 
 async def test_a_refusing_service_is_a_tool_error_the_model_explains_and_nothing_keeps_running(
@@ -104,9 +105,11 @@ async def test_a_refusing_service_is_a_tool_error_the_model_explains_and_nothing
         "error",
         "finish",
     ]
-    assert await get_redis().exists(keys.running_operation("call_create_1")) == 0
-    assert await registry.get_active_task_for_session(session.session_id, "u1") == (None, "0-0")
-    assert await registry.expired_task_ids() == []
+    assert (
+        await get_redis().exists(keys.running_operation(session.session_id, "call_create_1")) == 0
+    )
+    assert await tasks.active_task(session.session_id, "u1") == (None, "0-0")
+    assert await tasks.expired_task_ids() == []
     stored = await get_session_store().get(session.session_id, "u1")
     tool_message = next(m for m in stored.messages if m.role == "tool")
     assert "HTTP 500" in json.loads(tool_message.content)["error"]
@@ -118,12 +121,17 @@ async def test_without_a_configured_service_the_user_is_told(dispatched, model):
     assert "no agent generator is configured" in error["errorText"]
 
 
-async def test_the_same_tool_call_cannot_start_twice(dispatched, model, agent_generator):
-    await run_create_agent_turn(dispatched, model, call_id="call_same")
-    session, turn = await run_create_agent_turn(dispatched, model, call_id="call_same")
+async def test_the_same_tool_call_cannot_start_twice_in_a_session(
+    dispatched, model, agent_generator
+):
+    session, _ = await run_create_agent_turn(dispatched, model, call_id="call_same")
+    _, turn = await run_create_agent_turn(dispatched, model, call_id="call_same", session=session)
     output = next(c for c in await stream_of(turn.task_id) if c["type"] == "tool-output-available")
     assert output["output"]["type"] == "operation_in_progress"
     assert len(agent_generator.requests) == 1
+    # Another user's session with a call of the same id is not blocked by it.
+    await run_create_agent_turn(dispatched, model, call_id="call_same")
+    assert len(agent_generator.requests) == 2
 
 
 class SlowReport(Tool):
@@ -152,7 +160,7 @@ async def test_a_long_tool_runs_in_the_worker_with_heartbeats_then_the_model_con
         ToolCall("slow_report", {"topic": "otters"}, id="call_slow"), stream=True
     )
     session = await get_session_store().create("u1")
-    turn = await start_turn(session, "write me a report on otters", "u1")
+    turn = await tasks.start_turn(session, "write me a report on otters", "u1")
     await run_job(dispatched.jobs[-1])
     [job] = [j for j in dispatched.jobs if isinstance(j, RunTool)]
 
@@ -170,18 +178,16 @@ async def test_a_long_tool_runs_in_the_worker_with_heartbeats_then_the_model_con
     result = next(m for m in stored.messages if m.role == "tool")
     assert json.loads(result.content) == {"report": "All about otters"}
     assert stored.messages[-1].content == "Here is your otter report."
-    assert await get_redis().exists(keys.running_operation("call_slow")) == 0
+    assert await get_redis().exists(keys.running_operation(session.session_id, "call_slow")) == 0
     assert (await registry.get_task(turn.task_id)).status == "completed"
 
 
 async def test_cancelling_an_awaiting_operation_closes_its_tool_call_for_the_reader(
     dispatched, model, agent_generator
 ):
-    from chat_core.chat.turns import cancel_task
-
     session, turn = await run_create_agent_turn(dispatched, model, call_id="call_cancel")
     operation = await registry.get_task(agent_generator.requests[0]["task_id"])
-    assert await cancel_task(operation) == "cancelled"
+    assert await tasks.cancel(operation) == "cancelled"
     chunks = await stream_of(operation.task_id)
     assert_valid_turn(chunks)
     assert chunks[-3:] == [
@@ -196,7 +202,7 @@ async def test_cancelling_an_awaiting_operation_closes_its_tool_call_for_the_rea
     stored = await get_session_store().get(session.session_id, "u1")
     tool_message = next(m for m in stored.messages if m.role == "tool")
     assert json.loads(tool_message.content) == {"error": "Cancelled by the user."}
-    assert await get_redis().exists(keys.running_operation("call_cancel")) == 0
+    assert await get_redis().exists(keys.running_operation(session.session_id, "call_cancel")) == 0
 
 
 async def test_an_operation_that_never_reports_back_is_given_up_with_a_reason(
@@ -217,23 +223,5 @@ async def test_an_operation_that_never_reports_back_is_given_up_with_a_reason(
     stored = await get_session_store().get(session.session_id, "u1")
     tool_message = next(m for m in stored.messages if m.role == "tool")
     assert "did not report back in time" in json.loads(tool_message.content)["error"]
-    assert await get_redis().exists(keys.running_operation("call_silent")) == 0
-    assert (await registry.get_active_task_for_session(session.session_id, "u1"))[0] is None
-
-
-async def test_closing_chunks_are_skipped_once_a_result_was_applied(model):
-    from chat_core.protocol.chunks import FinishStep, ToolOutputAvailable, ToolOutputError
-
-    task = await registry.create_task(
-        session_id="s", user_id=None, tool_name="create_agent", tool_call_id="c9"
-    )
-    await registry.apply_operation_result(
-        task, [ToolOutputAvailable(tool_call_id="c9", output={}), FinishStep()]
-    )
-    closing = [ToolOutputError(tool_call_id="c9", error_text="too late"), FinishStep()]
-    assert await registry.mark_task_completed(task.task_id, "cancelled", closing=closing)
-    assert [c["type"] for c in await stream_of(task.task_id)] == [
-        "tool-output-available",
-        "finish-step",
-        "finish",
-    ]
+    assert await get_redis().exists(keys.running_operation(session.session_id, "call_silent")) == 0
+    assert (await tasks.active_task(session.session_id, "u1"))[0] is None

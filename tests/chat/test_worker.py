@@ -8,9 +8,8 @@ import time
 
 import pytest
 
-from chat_core import keys, registry
+from chat_core import keys, registry, tasks
 from chat_core.chat.service import INTERRUPTED_MARK
-from chat_core.chat.turns import cancel_task, start_turn
 from chat_dev.scripted_model import ToolCall
 from chat_core.redis_client import get_redis
 from chat_core.sessions import get_session_store
@@ -46,7 +45,7 @@ async def stream_of(task_id: str) -> list[dict]:
 async def new_turn(message: str = "Hello there") -> tuple:
     store = get_session_store()
     session = await store.create("u1")
-    task = await start_turn(session, message, "u1")
+    task = await tasks.start_turn(session, message, "u1")
     return session, task
 
 
@@ -58,7 +57,7 @@ async def test_a_turn_is_written_to_its_task_stream_with_one_finish(dispatched):
     assert_valid_turn(chunks)
     assert text_of(chunks).strip()
     assert (await registry.get_task(task.task_id)).status == "completed"
-    assert (await registry.get_active_task_for_session(session.session_id, "u1"))[0] is None
+    assert (await tasks.active_task(session.session_id, "u1"))[0] is None
     stored = await get_session_store().get(session.session_id, "u1")
     assert [m.role for m in stored.messages] == ["user", "assistant"]
     assert all(m.task_id == task.task_id for m in stored.messages)
@@ -94,7 +93,7 @@ async def test_cancel_stops_the_turn_within_a_second_and_keeps_the_partial_answe
     while "text-delta" not in [c["type"] for c in await stream_of(task.task_id)]:
         await asyncio.sleep(0.05)
     asked = time.monotonic()
-    assert await cancel_task(task) == "cancelled"
+    assert await tasks.cancel(task) == "cancelled"
     assert time.monotonic() - asked < 1.0
     assert await worker == "cancelled"
     chunks = await stream_of(task.task_id)
@@ -107,8 +106,8 @@ async def test_cancel_stops_the_turn_within_a_second_and_keeps_the_partial_answe
 
 async def test_a_second_message_while_a_turn_runs_is_refused(dispatched):
     session, task = await new_turn()
-    with pytest.raises(registry.TaskAlreadyRunning) as err:
-        await start_turn(session, "me again", "u1")
+    with pytest.raises(tasks.TurnInProgress) as err:
+        await tasks.start_turn(session, "me again", "u1")
     assert err.value.task_id == task.task_id
     stored = await get_session_store().get(session.session_id, "u1")
     assert [m.content for m in stored.messages] == ["Hello there"]  # the refused one is not saved
@@ -116,10 +115,10 @@ async def test_a_second_message_while_a_turn_runs_is_refused(dispatched):
 
 async def test_cancelling_a_queued_turn_ends_it_at_once(dispatched):
     _, task = await new_turn()
-    assert await cancel_task(task) == "cancelled"
-    assert await cancel_task(task) == "cancelled"  # idempotent
+    assert await tasks.cancel(task) == "cancelled"
+    assert await tasks.cancel(task) == "cancelled"  # idempotent
     assert await run_job(dispatched.jobs[0]) == "not-running"
-    assert await stream_of(task.task_id) == [{"type": "finish"}]
+    assert [c["type"] for c in await stream_of(task.task_id)] == ["start", "finish"]
 
 
 async def test_a_worker_whose_task_was_ended_elsewhere_stops_writing(dispatched, model):
@@ -128,7 +127,7 @@ async def test_a_worker_whose_task_was_ended_elsewhere_stops_writing(dispatched,
     worker = asyncio.create_task(run_job(dispatched.jobs[0]))
     while "text-delta" not in [c["type"] for c in await stream_of(task.task_id)]:
         await asyncio.sleep(0.05)
-    await registry.mark_task_completed(task.task_id, "failed", "The sweeper gave up on it.")
+    await tasks.finish(task, "failed", "The sweeper gave up on it.")
     assert await asyncio.wait_for(worker, 5) == "lost"
     chunks = await stream_of(task.task_id)
     assert [c["type"] for c in chunks][-2:] == ["error", "finish"]  # nothing after the finish
@@ -144,10 +143,11 @@ async def test_a_dispatch_failure_fails_the_task_with_a_reason(model):
     set_dispatcher(Broken())
     _, task = await new_turn()
     chunks = await stream_of(task.task_id)
-    assert chunks == [
+    assert chunks[1:] == [
         {"type": "error", "errorText": "The assistant could not be started. Please try again."},
         {"type": "finish"},
     ]
+    assert chunks[0]["type"] == "start"
 
 
 async def test_tools_run_inside_the_worker_turn(dispatched, model):
@@ -173,5 +173,6 @@ async def test_a_turn_reports_its_time_to_first_chunk_and_chunk_count(dispatched
     )
     chunk_count = recorded["ChunksPerTask"]["Value"][0]
     entries = len(await stream_of(task.task_id))
-    assert chunk_count >= entries - 1  # every chunk produced (merged deltas count one by one)
+    # Every chunk produced (merged deltas count one by one); `start` and `finish` frame them.
+    assert chunk_count >= entries - 2
     metrics.clear_metrics()

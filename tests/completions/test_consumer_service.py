@@ -7,15 +7,14 @@ import logging
 
 import pytest
 
-from chat_core import registry
+from chat_core import keys, registry, tasks
 from chat_core.completions.consumer import ConsumerService
-from chat_core.completions.inbox import publish_operation_complete
+from chat_core.completions.inbox import CompletionMessage
+from chat_core.redis_client import get_redis
 from chat_dev.embedded_redis import EmbeddedRedis
 from chat_core.redis_client import reset_clients
 from chat_core.sessions import get_session_store
 from chat_core.sessions.models import ChatMessage
-from chat_core.worker.dispatch import set_dispatcher
-from tests.chat.test_worker import Recorder
 
 
 @pytest.mark.slow
@@ -26,7 +25,6 @@ async def test_the_consumer_survives_a_redis_restart_and_goes_back_to_work(
     try:
         settings_env(redis_url=server.url, redis_connect_timeout=0.3, redis_socket_timeout=1)
         reset_clients()
-        set_dispatcher(Recorder())  # only the service processes completions here
         session = await get_session_store().create(None)
         call = {
             "id": "c1",
@@ -43,14 +41,14 @@ async def test_the_consumer_survives_a_redis_restart_and_goes_back_to_work(
                 ),
             ],
         )
-        task = await registry.create_task(
+        task = await tasks.create_operation(
             session_id=session.session_id,
             user_id=None,
-            tool_name="create_agent",
             tool_call_id="c1",
-            claim_session=False,
+            tool_name="create_agent",
+            tool_input={},
         )
-        await registry.set_phase(task, "awaiting", 3600)
+        await tasks.await_operation(task)
 
         service = ConsumerService(block_ms=200, max_backoff=0.5)
         service.start()
@@ -65,9 +63,9 @@ async def test_the_consumer_survives_a_redis_restart_and_goes_back_to_work(
         server.start()  # ... and comes back on the same port with the same data
         await asyncio.wait_for(service.healthy.wait(), 15)
         model.reply_text("Back in business.", stream=True)
-        await publish_operation_complete(
-            task.operation_id, task.task_id, success=True, result={"ok": True}
-        )
+        # Queued without waking a worker: the service is what finds it.
+        message = CompletionMessage.now(task.operation_id, task.task_id, True, {"ok": True}, None)
+        await get_redis().xadd(keys.COMPLETIONS, {"data": message.model_dump_json()})
         for _ in range(100):
             if (await registry.get_task(task.task_id)).status != "running":
                 break

@@ -8,16 +8,21 @@ import json
 
 import pytest
 
-from chat_core import keys, registry
+from chat_core import keys, registry, tasks
 from chat_core.completions import consumer
-from chat_core.completions.sweeper import claim_stale, sweep
-from chat_core.chat import operations
-from chat_core.chat.turns import start_turn
-from chat_dev.scripted_model import ToolCall
-from chat_core.protocol.chunks import Start, StartStep, TextDelta, TextStart
-from chat_core.sessions import get_session_store
-from chat_core.worker.dispatch import set_dispatcher
+from chat_core.completions.consumer import claim_stale
+from chat_core.completions.sweeper import sweep
+from chat_core.protocol.chunks import StartStep, TextDelta, TextStart
 from chat_core.redis_client import get_redis
+from chat_core.sessions import get_session_store
+from chat_core.worker.dispatch import (
+    DispatchError,
+    InProcessDispatcher,
+    get_dispatcher,
+    set_dispatcher,
+)
+from chat_core.worker.jobs import ContinueOperation
+from chat_dev.scripted_model import ToolCall
 from tests.chunk_rules import assert_valid_turn, text_of
 from tests.conftest import sse_chunks
 from tests.chat.test_worker import Recorder
@@ -43,7 +48,7 @@ async def start_agent_creation(api, model) -> dict:
 
 
 async def webhook(api, operation_id: str, payload: dict, webhook_id: str | None = None):
-    body = json.dumps(payload).encode()
+    body = json.dumps({"operation_id": operation_id, **payload}).encode()
     return await api.post(
         f"/api/chat/operations/{operation_id}/complete",
         content=body,
@@ -78,7 +83,8 @@ async def test_a_delegated_turn_finishes_only_after_the_signed_webhook(api, mode
     assert json.loads(tool_message["content"]) == agent  # no longer pending
     assert session["messages"][-1]["content"] == "Your invoice agent is ready to use."
     assert session["active_stream"] is None
-    assert await get_redis().exists(keys.running_operation(tool_message["tool_call_id"])) == 0
+    guard = keys.running_operation(op["session_id"], tool_message["tool_call_id"])
+    assert await get_redis().exists(guard) == 0
 
 
 async def test_a_failed_operation_ends_with_a_tool_error_and_an_explanation(
@@ -132,23 +138,26 @@ def quiet_dispatch(monkeypatch):
     monkeypatch.setattr("chat_core.completions.inbox.wake_worker", no_wake)
 
 
-async def test_a_worker_killed_after_claiming_leaves_a_job_the_sweeper_finishes_once(
-    api, model, agent_generator, quiet_dispatch, monkeypatch, settings_env
+class Failing:
+    """A dispatcher that cannot hand anything over (Lambda throttled, say)."""
+
+    async def dispatch(self, job) -> None:
+        raise DispatchError("the worker function cannot be invoked")
+
+
+async def test_a_worker_killed_before_dispatching_leaves_a_job_the_sweeper_finishes_once(
+    api, model, agent_generator, quiet_dispatch, settings_env
 ):
     op = await start_agent_creation(api, model)
     await webhook(api, op["operation_id"], {"success": True, "result": {"agent_id": "a7"}})
 
-    real_save = operations.save_result
-
-    async def killed(*args, **kwargs):
-        raise RuntimeError("worker killed")
-
-    monkeypatch.setattr(operations, "save_result", killed)
-    assert await consumer.drain("worker-that-dies") == 1  # claimed and applied, never acknowledged
+    working = get_dispatcher()
+    set_dispatcher(Failing())
+    assert await consumer.drain("worker-that-dies") == 1  # applied, never acknowledged
     pending = await get_redis().xpending(keys.COMPLETIONS, keys.COMPLETIONS_GROUP)
     assert pending["pending"] == 1
 
-    monkeypatch.setattr(operations, "save_result", real_save)
+    set_dispatcher(working)
     settings_env(completions_claim_idle_ms=0)
     model.reply_text("Finished after the crash.", stream=True)
     report = await sweep()
@@ -161,33 +170,91 @@ async def test_a_worker_killed_after_claiming_leaves_a_job_the_sweeper_finishes_
 
 
 async def test_a_completion_that_always_fails_is_dead_lettered_and_never_loops(
-    api, model, agent_generator, quiet_dispatch, monkeypatch, settings_env
+    api, model, agent_generator, quiet_dispatch, settings_env
 ):
     settings_env(completions_claim_idle_ms=0, completions_max_deliveries=3)
     op = await start_agent_creation(api, model)
     await webhook(api, op["operation_id"], {"success": True})
 
-    async def always_broken(*args, **kwargs):
-        raise ConnectionError("session store unavailable")
-
-    monkeypatch.setattr(operations, "save_result", always_broken)
+    set_dispatcher(Failing())
     await consumer.drain("w1")  # delivery 1
     reports = [await sweep() for _ in range(5)]  # deliveries 2, 3, then dead-lettered
     assert [r.dead_lettered for r in reports] == [0, 0, 1, 0, 0]
     [(_, dead)] = await get_redis().xrange(keys.DEAD_LETTERS)
-    assert dead["deliveries"] == "4" and "session store unavailable" in dead["reason"]
+    assert dead["deliveries"] == "4" and "cannot be invoked" in dead["reason"]
     assert json.loads(dead["data"])["operation_id"] == op["operation_id"]
     assert (await get_redis().xpending(keys.COMPLETIONS, keys.COMPLETIONS_GROUP))["pending"] == 0
+
+
+async def test_a_continuation_longer_than_the_claim_idle_time_is_not_run_again(
+    api, model, agent_generator, quiet_dispatch, settings_env
+):
+    op = await start_agent_creation(api, model)
+    settings_env(completions_claim_idle_ms=0)  # every unacknowledged entry is "stale" at once
+    model.slow_stream(50, text=" ".join(f"w{i}" for i in range(30)))
+    await webhook(api, op["operation_id"], {"success": True, "result": {"agent_id": "a8"}})
+    assert await consumer.drain("w1") == 1
+    # The continuation is still being written, and the entry is already acknowledged.
+    assert (await get_redis().xpending(keys.COMPLETIONS, keys.COMPLETIONS_GROUP))["pending"] == 0
+    assert (await sweep()).claimed == 0
+    chunks = await operation_stream(api, op["task_id"])
+    assert_valid_turn(chunks)
+    assert text_of(chunks).endswith("w29")
+    assert len([r for r in model.chat_requests if r.body.get("stream")]) == 2  # turn + one
+
+
+async def test_a_lost_wake_up_is_recovered_by_the_sweeper_dispatching_the_continuation(
+    api, model, agent_generator, quiet_dispatch
+):
+    op = await start_agent_creation(api, model)
+    await webhook(api, op["operation_id"], {"success": True, "result": {"agent_id": "a9"}})
+    recorder = Recorder()
+    set_dispatcher(recorder)
+    requests_before = len(model.chat_requests)
+    report = await sweep()
+    assert report.new == 1
+    assert recorder.jobs == [ContinueOperation(task_id=op["task_id"])]
+    assert len(model.chat_requests) == requests_before  # the sweeper ran no model call
+    assert (await get_redis().xpending(keys.COMPLETIONS, keys.COMPLETIONS_GROUP))["pending"] == 0
+    # The job it dispatched writes the continuation.
+    from chat_core.worker.runner import run_job
+
+    set_dispatcher(InProcessDispatcher(run_job))
+    model.reply_text("Recovered.", stream=True)
+    assert await run_job(recorder.jobs[0]) == "completed"
+    assert text_of(await operation_stream(api, op["task_id"])) == "Recovered."
+
+
+async def test_unacknowledged_completions_are_never_trimmed(api, model, quiet_dispatch):
+    await consumer.ensure_group()
+    for i in range(5):
+        await get_redis().xadd(keys.COMPLETIONS, {"data": f"entry {i}"})
+    await get_redis().xreadgroup(
+        keys.COMPLETIONS_GROUP, "crashed", {keys.COMPLETIONS: ">"}, count=2
+    )  # two delivered, never acknowledged; three never read
+    for i in range(200):
+        await get_redis().xadd(keys.COMPLETIONS, {"data": f"late {i}"})
+    await get_redis().xreadgroup(
+        keys.COMPLETIONS_GROUP, "other", {keys.COMPLETIONS: ">"}, count=1000
+    )
+    from chat_core.completions.sweeper import trim_acknowledged
+
+    await trim_acknowledged()
+    pending = await get_redis().xpending_range(
+        keys.COMPLETIONS, keys.COMPLETIONS_GROUP, min="-", max="+", count=1000
+    )
+    remaining = {entry_id for entry_id, _ in await get_redis().xrange(keys.COMPLETIONS)}
+    assert {p["message_id"] for p in pending} <= remaining
 
 
 async def test_a_worker_killed_mid_turn_leaves_a_task_the_sweeper_fails(api, model):
     session = (await api.post("/api/chat/sessions")).json()["id"]
     set_dispatcher(Recorder())  # the job is handed over; the worker that takes it dies
     stored = await get_session_store().get(session, None)
-    task = await start_turn(stored, "hi", None)
-    assert await registry.claim_task(task.task_id, "worker-that-died") == "ok"
+    task = await tasks.start_turn(stored, "hi", None)
+    assert (await tasks.claim(task.task_id, "worker-that-died"))[0] == "ok"
     await registry.publish_chunks(
-        task.task_id, [Start(), StartStep(), TextStart(id="t"), TextDelta(id="t", delta="Hel")]
+        task.task_id, [StartStep(), TextStart(id="t"), TextDelta(id="t", delta="Hel")]
     )
     # ... and its lease runs out.
     await get_redis().hset(keys.task_meta(task.task_id), "lease_until", "1")
@@ -230,7 +297,7 @@ async def test_unreadable_entries_and_unknown_tasks_are_acknowledged(api, model,
         keys.COMPLETIONS_GROUP, "w", {keys.COMPLETIONS: ">"}, count=10
     )
     for entry_id, fields in reply[0][1]:
-        outcomes.append(await consumer.process_entry(entry_id, fields, "w"))
+        outcomes.append(await consumer.process_entry(entry_id, fields))
     assert outcomes == ["unreadable", "unreadable", "unknown-task"]
     assert (await get_redis().xpending(keys.COMPLETIONS, keys.COMPLETIONS_GROUP))["pending"] == 0
 

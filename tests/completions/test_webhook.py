@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from chat_core import keys, registry
+from chat_core import keys, tasks
 from chat_core.redis_client import get_redis
 from tests.fakes import WEBHOOK_SECRET, signed_headers
 
@@ -19,14 +19,18 @@ pytestmark = pytest.mark.both
 @pytest.fixture
 async def operation(api, settings_env):
     settings_env(webhook_secret=WEBHOOK_SECRET)
-    task = await registry.create_task(
+    return await new_operation()
+
+
+async def new_operation(call: str = "call_w"):
+    task = await tasks.create_operation(
         session_id="s-webhook",
         user_id="u1",
+        tool_call_id=call,
         tool_name="create_agent",
-        tool_call_id="call_w",
-        claim_session=False,
+        tool_input={},
     )
-    await registry.set_phase(task, "awaiting", 3600)
+    await tasks.await_operation(task)
     return task
 
 
@@ -35,7 +39,10 @@ def url(operation_id: str) -> str:
 
 
 async def post(api, operation_id: str, payload: dict | bytes, **sign) -> httpx.Response:
-    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    """A signed delivery; a dict payload names the operation it is for, as a sender must."""
+    if isinstance(payload, dict):
+        payload = json.dumps({"operation_id": operation_id, **payload}).encode()
+    body = payload
     return await api.post(url(operation_id), content=body, headers=signed_headers(body, **sign))
 
 
@@ -71,7 +78,7 @@ async def test_a_repeated_webhook_id_gets_the_first_answer_and_changes_nothing(
     api, operation, monkeypatch
 ):
     monkeypatch.setattr("chat_core.completions.inbox.wake_worker", lambda: asyncio.sleep(0))
-    body = json.dumps({"success": True}).encode()
+    body = json.dumps({"operation_id": operation.operation_id, "success": True}).encode()
     headers = signed_headers(body, webhook_id="msg_repeat")
     answers = await asyncio.gather(
         *(api.post(url(operation.operation_id), content=body, headers=headers) for _ in range(10))
@@ -79,6 +86,40 @@ async def test_a_repeated_webhook_id_gets_the_first_answer_and_changes_nothing(
     assert {a.status_code for a in answers} == {202}
     assert len({a.text for a in answers}) == 1
     assert await queued() == 1
+    # Even once the operation has finished, a repeat gets the first answer back.
+    await tasks.finish(operation, "cancelled")
+    again = await api.post(url(operation.operation_id), content=body, headers=headers)
+    assert (again.status_code, again.text) == (202, answers[0].text)
+    assert await queued() == 1
+
+
+async def test_a_signed_delivery_cannot_be_re_posted_to_another_operation(
+    api, operation, monkeypatch
+):
+    monkeypatch.setattr("chat_core.completions.inbox.wake_worker", lambda: asyncio.sleep(0))
+    victim = await new_operation("call_victim")
+    body = json.dumps({"operation_id": operation.operation_id, "success": True}).encode()
+    headers = signed_headers(body, webhook_id="msg_for_x")
+    replayed = await api.post(url(victim.operation_id), content=body, headers=headers)
+    assert replayed.status_code == 422
+    assert replayed.json()["detail"]["code"] == "OPERATION_MISMATCH"
+    assert await queued() == 0
+    # The genuine delivery still completes its own operation.
+    genuine = await api.post(url(operation.operation_id), content=body, headers=headers)
+    assert genuine.status_code == 202 and genuine.json()["task_id"] == operation.task_id
+    assert (
+        json.loads((await get_redis().xrange(keys.COMPLETIONS))[0][1]["data"])["operation_id"]
+        == operation.operation_id
+    )
+
+
+async def test_one_webhook_id_is_answered_per_operation(api, operation, monkeypatch):
+    monkeypatch.setattr("chat_core.completions.inbox.wake_worker", lambda: asyncio.sleep(0))
+    other = await new_operation("call_other")
+    first = await post(api, operation.operation_id, {"success": True}, webhook_id="msg_shared")
+    second = await post(api, other.operation_id, {"success": True}, webhook_id="msg_shared")
+    assert (first.json()["task_id"], second.json()["task_id"]) == (operation.task_id, other.task_id)
+    assert await queued() == 2
 
 
 async def test_no_secret_configured_answers_503(api, operation, settings_env):
@@ -127,7 +168,18 @@ async def test_an_unknown_operation_answers_404(api, operation):
     assert response.json()["detail"]["code"] == "OPERATION_NOT_FOUND"
 
 
-@pytest.mark.parametrize("payload", [b"not json", b'{"result": 1}', b'{"success": "maybe"}', b"[]"])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"not json",
+        b'{"result": 1}',
+        {"success": "maybe"},
+        {"success": "yes"},
+        {"success": 1},
+        b'{"success": true}',  # names no operation
+        b"[]",
+    ],
+)
 async def test_a_body_that_is_not_a_completion_answers_422(api, operation, payload):
     response = await post(api, operation.operation_id, payload)
     assert response.status_code == 422
@@ -144,7 +196,7 @@ async def test_a_body_over_the_limit_answers_413(api, operation, settings_env):
 
 
 async def test_news_about_a_finished_operation_is_acknowledged_without_effect(api, operation):
-    await registry.mark_task_completed(operation.task_id, "cancelled")
+    await tasks.finish(operation, "cancelled")
     response = await post(api, operation.operation_id, {"success": True})
     assert response.status_code == 200 and response.json()["status"] == "already_finished"
     assert await queued() == 0

@@ -40,7 +40,8 @@ from chat_core import background, redis_client
 from chat_core.observability import configure_lambda_logging, logger
 from chat_core.sessions.dynamodb_table import create_table
 from chat_core.settings import get_settings
-from chat_core.worker.dispatch import set_dispatcher
+from chat_core.worker.dispatch import InProcessDispatcher, set_dispatcher
+from chat_core.worker.runner import run_job
 
 from tests.fakes import FakeIssuer
 
@@ -466,7 +467,9 @@ def deploy_env(
         for name, value in applied.items():
             monkeypatch.setenv(name, value)
         get_settings.cache_clear()
-        set_dispatcher(None)
+        # In-process dispatch: this test process hosts the worker, as the dev server does.
+        inprocess = applied.get("CHAT_DISPATCH") == "inprocess"
+        set_dispatcher(InProcessDispatcher(run_job) if inprocess else None)
         return applied
 
     return apply

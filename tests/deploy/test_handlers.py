@@ -17,18 +17,14 @@ from typing import Any, TypeVar
 import pytest
 from pydantic import ValidationError
 
-from chat_core import keys, registry
+from chat_core import keys, registry, tasks
 from chat_core.aws import run
 from chat_core.completions.consumer import ensure_group
 from chat_core.observability import logger
 from chat_core.protocol.chunks import (
-    Start,
-    StartStep,
     TextDelta,
     TextEnd,
     TextStart,
-    ToolInputAvailable,
-    ToolInputStart,
 )
 from chat_core.redis_client import get_redis
 from chat_core.sessions import ChatMessage, get_session_store
@@ -221,18 +217,17 @@ def test_task_reconnect_replays_a_task_from_the_sample_cursor(deploy_env, contex
     deploy_env("TaskReconnectFunction", read_mode="buffered")
 
     async def finished_task() -> None:
-        await registry.create_task(session_id=SESSION, user_id=USER, task_id=TASK)
+        task = await tasks.create_turn(SESSION, USER, task_id=TASK)  # opens with `start`
         await registry.publish_chunks(
             TASK,
             [
-                Start(message_id="msg-1"),
                 TextStart(id="t1"),
                 TextDelta(id="t1", delta="Hello "),
                 TextDelta(id="t1", delta="again."),
                 TextEnd(id="t1"),
             ],
         )
-        await registry.mark_task_completed(TASK, "completed")
+        await tasks.finish(task, "completed")
 
     run(finished_task())
     handler = load_handler("task_reconnect").handler
@@ -380,37 +375,29 @@ def signed(event: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def create_operation() -> registry.ActiveTask:
+def create_operation() -> registry.TaskRecord:
     """A delegated operation waiting for its webhook, as `chat.operations.start` leaves a
     create_agent call: its own task, opening with the tool's input, awaiting."""
 
-    async def create() -> registry.ActiveTask:
-        task = await registry.create_task(
+    async def create() -> registry.TaskRecord:
+        task = await tasks.create_operation(
             session_id=SESSION,
             user_id=USER,
             tool_call_id="call_agent",
             tool_name="create_agent",
-            tool_input=AGENT_ARGUMENTS,
-            operation_id=OPERATION,
-            claim_session=False,
+            tool_input=json.loads(AGENT_ARGUMENTS),
         )
-        await registry.publish_chunks(
-            task.task_id,
-            [
-                Start(message_id="msg-operation"),
-                StartStep(),
-                ToolInputStart(tool_call_id="call_agent", tool_name="create_agent"),
-                ToolInputAvailable(
-                    tool_call_id="call_agent",
-                    tool_name="create_agent",
-                    input=json.loads(AGENT_ARGUMENTS),
-                ),
-            ],
-        )
-        await registry.set_phase(task, "awaiting", 3600)
+        await tasks.await_operation(task)
         return task
 
     return run(create())
+
+
+def webhook_event(operation: registry.TaskRecord) -> dict[str, Any]:
+    """The sample webhook event, for this operation (its id is in the path and the body)."""
+    return json.loads(
+        json.dumps(sample_event("webhook")).replace(OPERATION, operation.operation_id)
+    )
 
 
 def test_webhook_accepts_a_signed_completion_and_wakes_the_worker(aws, deploy_env, context) -> None:
@@ -418,11 +405,11 @@ def test_webhook_accepts_a_signed_completion_and_wakes_the_worker(aws, deploy_en
     operation = create_operation()
     handler = load_handler("webhook").handler
 
-    response = handler(signed(sample_event("webhook")), context("webhook"))
+    response = handler(signed(webhook_event(operation)), context("webhook"))
     assert response["statusCode"] == 202, response
     assert json.loads(response["body"]) == {
         "status": "accepted",
-        "operation_id": OPERATION,
+        "operation_id": operation.operation_id,
         "task_id": operation.task_id,
     }
     [wake] = aws.invocations
@@ -430,14 +417,14 @@ def test_webhook_accepts_a_signed_completion_and_wakes_the_worker(aws, deploy_en
     assert parse_job(wake.payload) == DrainCompletions()
 
     # A redelivery of the same webhook-id: the same answer, nothing queued or woken again.
-    again = handler(signed(sample_event("webhook")), context("webhook"))
+    again = handler(signed(webhook_event(operation)), context("webhook"))
     assert (again["statusCode"], again["body"]) == (202, response["body"])
     assert len(aws.invocations) == 1
     assert on_loop(lambda: get_redis().xlen(keys.COMPLETIONS)) == 1
 
     # The sample as stored: signed with another secret, long ago.
-    assert handler(sample_event("webhook"), context("webhook"))["statusCode"] == 401
-    tampered = signed(sample_event("webhook"))
+    assert handler(webhook_event(operation), context("webhook"))["statusCode"] == 401
+    tampered = signed(webhook_event(operation))
     tampered["body"] = tampered["body"].replace("Tax return helper", "Something else")
     assert handler(tampered, context("webhook"))["statusCode"] == 401
 
@@ -466,14 +453,19 @@ def test_webhook_completion_reaches_the_conversation_through_the_worker(
         ),
     )
     operation = create_operation()
-    accepted = load_handler("webhook").handler(signed(sample_event("webhook")), context("webhook"))
+    accepted = load_handler("webhook").handler(signed(webhook_event(operation)), context("webhook"))
     assert accepted["statusCode"] == 202
 
     deploy_env("WorkerFunction")
     model.reply_text("Your Tax return helper agent is ready.", stream=True)
     [wake] = aws.invocations
-    outcome = load_handler("worker").handler(json.loads(wake.payload), context("worker"))
+    worker = load_handler("worker").handler
+    outcome = worker(json.loads(wake.payload), context("worker"))
     assert outcome == {"job": "drain_completions", "outcome": "drained 1"}
+    # Draining applied the result and dispatched the continuation as a job of its own.
+    [_, follow_up] = aws.invocations
+    outcome = worker(json.loads(follow_up.payload), context("worker"))
+    assert outcome == {"job": "continue_operation", "outcome": "completed"}
 
     deploy_env("TaskReconnectFunction", read_mode="buffered")
     body = assert_sse(
@@ -501,7 +493,7 @@ def test_worker_runs_the_sample_job_to_a_completed_task(model, deploy_env, conte
     deploy_env("WorkerFunction")
     model.reply_text(ANSWER, stream=True)
     create_session(ChatMessage(role="user", content="Which agent files tax returns?", task_id=TASK))
-    run(registry.create_task(session_id=SESSION, user_id=USER, task_id=TASK))
+    run(tasks.create_turn(SESSION, USER, task_id=TASK))
 
     outcome = load_handler("worker").handler(sample_event("worker"), context("worker"))
 
@@ -524,11 +516,11 @@ def test_worker_fails_loudly_on_a_payload_that_is_not_a_job(deploy_env, context)
 
 # --- sweeper ----------------------------------------------------------------------------------
 def leave_stuck_state() -> None:
-    """A turn nobody picked up (its 1 s dispatch grace runs out), and a completion that a
+    """A turn nobody picked up (its 1 s lease runs out), and a completion that a
     crashed worker read and never acknowledged, out of deliveries."""
 
     async def leave() -> None:
-        await registry.create_task(session_id=SESSION, user_id=USER, task_id=TASK, lease_seconds=1)
+        await tasks.create_turn(SESSION, USER, task_id=TASK)  # leased for 1 s: see the callers
         await ensure_group()
         client = get_redis()
         await client.xadd(keys.COMPLETIONS, {"data": "{not json"})
@@ -552,7 +544,12 @@ def dead_letter_metric(lines: list[dict[str, Any]]) -> tuple[dict[str, Any], flo
 def test_sweeper_fails_abandoned_tasks_dead_letters_poison_completions_and_reports(
     deploy_env, context, powertools_output
 ) -> None:
-    deploy_env("SweeperFunction", completions_max_deliveries=1, completions_claim_idle_ms=0)
+    deploy_env(
+        "SweeperFunction",
+        completions_max_deliveries=1,
+        completions_claim_idle_ms=0,
+        worker_lease_seconds=1,
+    )
     leave_stuck_state()
 
     report = load_handler("sweeper").handler(sample_event("sweeper"), context("sweeper"))
@@ -583,14 +580,19 @@ def test_sweeper_fails_abandoned_tasks_dead_letters_poison_completions_and_repor
             signed_in(sample_event("task_reconnect")), context("task_reconnect")
         )
     )
-    assert body.types == ["error", "finish"]
-    assert "could not be started in time" in body.chunks[0]["errorText"]
+    assert body.types == ["start", "error", "finish"]
+    assert "could not be started in time" in body.chunks[1]["errorText"]
     assert body.done
 
 
 @pytest.mark.slow
 def test_sweeper_counts_each_dead_letter_once(deploy_env, context, powertools_output) -> None:
-    deploy_env("SweeperFunction", completions_max_deliveries=1, completions_claim_idle_ms=0)
+    deploy_env(
+        "SweeperFunction",
+        completions_max_deliveries=1,
+        completions_claim_idle_ms=0,
+        worker_lease_seconds=1,
+    )
     leave_stuck_state()
     report = load_handler("sweeper").handler(sample_event("sweeper"), context("sweeper"))
     assert dead_letter_metric(powertools_output())[1] == report["dead_lettered"] == 1

@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
-from chat_core import registry
-from chat_core.protocol.chunks import Start, TextDelta, TextEnd, TextStart
+from chat_core import registry, tasks
+from chat_core.protocol.chunks import TextDelta, TextEnd, TextStart
 
 from tests.fakes import FakeIssuer
 
@@ -105,8 +105,8 @@ async def read_until(lines: AsyncIterator[str], body: SseBody, stop: str) -> Non
 
 async def test_a_running_turn_streams_to_its_end_on_one_connection(streaming_function: str) -> None:
     # No token: the reader is anonymous, so the task is one reachable through its id alone.
-    await registry.create_task(session_id="s-streaming", user_id=None, task_id=TASK)
-    await registry.publish_chunks(TASK, [Start(message_id="m1"), TextStart(id="t1")])
+    task = await tasks.create_turn("s-streaming", None, task_id=TASK)  # opens with `start`
+    await registry.publish_chunks(TASK, [TextStart(id="t1")])
     path, headers = adapter_request()
 
     body = SseBody([])
@@ -128,7 +128,7 @@ async def test_a_running_turn_streams_to_its_end_on_one_connection(streaming_fun
                     TextEnd(id="t1"),
                 ],
             )
-            await registry.mark_task_completed(TASK, "completed")
+            await tasks.finish(task, "completed")
             await read_until(lines, body, "[DONE]")
 
     assert body.types == ["start", "text-start", "text-delta", "text-delta", "text-end", "finish"]
@@ -140,9 +140,8 @@ async def test_the_streaming_function_verifies_users_tokens_itself(
     issuer: FakeIssuer, streaming_function: str
 ) -> None:
     """No authorizer stands in front: the app checks the issuer's signature."""
-    task = await registry.create_task(session_id="s-owned", user_id="user-9")
-    await registry.publish_chunks(task.task_id, [Start(message_id="m1")])
-    await registry.mark_task_completed(task.task_id, "completed")
+    task = await tasks.create_turn("s-owned", "user-9")
+    await tasks.finish(task, "completed")
     path = f"/api/chat/tasks/{task.task_id}/stream"
     async with httpx.AsyncClient(base_url=streaming_function, timeout=15) as client:
         owner = await client.get(

@@ -9,7 +9,7 @@ import json
 import pytest
 import redis
 
-from chat_core import fanout, registry
+from chat_core import fanout, registry, tasks
 from chat_core.protocol import chunks as c
 from chat_core.redis_client import get_reader_redis
 
@@ -51,8 +51,8 @@ async def read_all(sub: registry.Subscription) -> list[registry.StreamEntry]:
 
 async def test_a_hundred_readers_of_one_task_share_one_redis_read(redis_target, settings_env):
     settings_env(redis_reader_max_connections=4)
-    task = await registry.create_task(session_id="s", user_id=None)
-    first = await registry.publish_chunk(task.task_id, c.Start())
+    task = await tasks.create_turn("s", None)
+    first = await registry.first_entry_id(task.task_id)  # the `start` its creation wrote
     subs = [registry.subscribe(task.task_id, "0-0") for _ in range(100)]
     for sub in subs:
         sub.start()
@@ -69,7 +69,7 @@ async def test_a_hundred_readers_of_one_task_share_one_redis_read(redis_target, 
         for sub, entries in zip(subs, got):  # every reader has it before the next one
             entries.append(await sub.next(timeout=10))
     live_reads = xread_calls(redis_target)
-    await registry.mark_task_completed(task.task_id)
+    await tasks.finish(task, "completed")
     for sub, entries in zip(subs, got):
         entries += await asyncio.wait_for(read_all(sub), 10)
         await sub.close()
@@ -88,8 +88,7 @@ async def test_a_writer_publishes_and_completes_while_every_reader_connection_is
     redis_target, settings_env
 ):
     settings_env(redis_reader_max_connections=2, redis_pool_timeout_seconds=30)
-    task = await registry.create_task(session_id="s", user_id=None)
-    await registry.publish_chunk(task.task_id, c.Start())
+    task = await tasks.create_turn("s", None)  # its stream opens with `start`
     # Saturate the read side: both reader connections block, and 200 readers queue for them.
     reader = get_reader_redis()
     blockers = [asyncio.create_task(reader.blpop([f"nothing-{i}"], timeout=0)) for i in range(2)]
@@ -101,12 +100,12 @@ async def test_a_writer_publishes_and_completes_while_every_reader_connection_is
     assert all(s.state == "replaying" for s in subs)  # nobody got a reader connection
 
     # The worker's side goes on: every publish, the lease and the completion succeed.
-    assert await registry.claim_task(task.task_id, "w1") == "ok"
+    assert (await tasks.claim(task.task_id, "w1"))[0] == "ok"
     ids = []
     for i in range(50):
         ids += await registry.publish_chunks(task.task_id, [c.TextDelta(id="t", delta=str(i))])
-    assert (await registry.refresh_lease(task, "w1")).held
-    assert await registry.mark_task_completed(task.task_id)
+    assert (await tasks.refresh(task, "w1")).held
+    assert await tasks.finish(task, "completed")
 
     for blocker in blockers:
         blocker.cancel()
@@ -119,8 +118,8 @@ async def test_a_writer_publishes_and_completes_while_every_reader_connection_is
 
 async def test_a_slow_reader_never_holds_back_the_others(redis_target, settings_env):
     settings_env(subscriber_queue_size=10, subscriber_put_timeout_seconds=0.5)
-    task = await registry.create_task(session_id="s", user_id=None)
-    start = await registry.publish_chunk(task.task_id, c.Start())
+    task = await tasks.create_turn("s", None)
+    start = await registry.first_entry_id(task.task_id)  # the `start` its creation wrote
     slow, fast = registry.subscribe(task.task_id), registry.subscribe(task.task_id)
     assert (await slow.next(timeout=10)).type == "start"
     fast_reader = asyncio.create_task(read_all(fast))
@@ -129,7 +128,7 @@ async def test_a_slow_reader_never_holds_back_the_others(redis_target, settings_
     ids = []
     for i in range(100):  # ten times what the slow reader's queue holds
         ids += await registry.publish_chunks(task.task_id, [c.TextDelta(id="t", delta=str(i))])
-    await registry.mark_task_completed(task.task_id)
+    await tasks.finish(task, "completed")
     entries = await asyncio.wait_for(fast_reader, 10)
     assert [e.id for e in entries[1:-1]] == ids and entries[-1].type == "finish"
 
@@ -145,23 +144,23 @@ async def test_a_slow_reader_never_holds_back_the_others(redis_target, settings_
 
 async def test_readers_joining_one_by_one_while_a_task_streams_miss_nothing(redis_target):
     """Each join lands while the shared read blocks (standalone: it is woken up for it)."""
-    tasks = [await registry.create_task(session_id=f"s{i}", user_id=None) for i in range(5)]
+    turns = [await tasks.create_turn(f"s{i}", None) for i in range(5)]
     readers: list[tuple[registry.Subscription, asyncio.Task]] = []
-    published: dict[str, list[str]] = {t.task_id: [] for t in tasks}
+    published: dict[str, list[str]] = {t.task_id: [] for t in turns}
     for round_ in range(10):
-        for task in tasks:
+        for task in turns:
             published[task.task_id] += await registry.publish_chunks(
                 task.task_id, [c.TextDelta(id="t", delta=str(round_))]
             )
-        sub = registry.subscribe(tasks[round_ % 5].task_id, "0-0")
+        sub = registry.subscribe(turns[round_ % 5].task_id, "0-0")
         readers.append((sub, asyncio.create_task(read_all(sub))))
         await asyncio.sleep(0.01)
-    for task in tasks:
-        await registry.mark_task_completed(task.task_id)
+    for task in turns:
+        await tasks.finish(task, "completed")
     for sub, reader in readers:
         entries = await asyncio.wait_for(reader, 10)
         await sub.close()
-        assert [e.id for e in entries[:-1]] == published[sub.task_id]
+        assert [e.id for e in entries[1:-1]] == published[sub.task_id]  # after the `start`
         assert entries[-1].type == "finish"
 
 
@@ -169,7 +168,7 @@ async def test_past_the_cap_a_new_subscription_is_refused_and_a_closed_one_frees
     redis_target, settings_env
 ):
     settings_env(max_readers_per_process=3)
-    task = await registry.create_task(session_id="s", user_id=None)
+    task = await tasks.create_turn("s", None)
     subs = [registry.subscribe(task.task_id) for _ in range(3)]
     with pytest.raises(registry.ReadersBusy):
         registry.subscribe(task.task_id)
@@ -177,9 +176,9 @@ async def test_past_the_cap_a_new_subscription_is_refused_and_a_closed_one_frees
     await subs[0].close()
     assert fanout.readers_have_room()
     subs[0] = registry.subscribe(task.task_id)
-    await registry.mark_task_completed(task.task_id)
+    await tasks.finish(task, "completed")
     for sub in subs:  # a reader that reaches the end gives its slot back too
-        assert [e.type for e in await asyncio.wait_for(read_all(sub), 10)] == ["finish"]
+        assert [e.type for e in await asyncio.wait_for(read_all(sub), 10)] == ["start", "finish"]
     assert fanout.readers_have_room()
     for sub in subs:
         await sub.close()

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from chat_core import keys, registry
+from chat_core import keys, registry, tasks
 from chat_core.protocol import chunks as c
 from chat_core.publisher import ChunkPublisher
 from chat_core.redis_client import get_redis
@@ -18,9 +18,8 @@ async def stored(task_id: str) -> list[dict]:
 
 
 async def test_deltas_are_merged_and_everything_else_keeps_its_place(redis_target):
-    task = await registry.create_task(session_id="s", user_id=None)
+    task = await tasks.create_turn("s", None)  # its stream opens with `start`
     async with ChunkPublisher(task.task_id) as out:
-        await out.send(c.Start(message_id="m"))
         await out.send(c.TextStart(id="a"))
         for word in ["Hel", "lo", ", ", "wor", "ld"]:
             await out.send(c.TextDelta(id="a", delta=word))
@@ -48,7 +47,7 @@ async def written(task_id: str, timeout: float = 2.0) -> list[dict]:
 
 
 async def test_a_delta_goes_out_at_once_without_waiting_for_more(redis_target):
-    task = await registry.create_task(session_id="s", user_id=None)
+    task = await tasks.create_turn("s", None)  # its stream opens with `start`
     out = ChunkPublisher(task.task_id)
     await out.send(c.TextStart(id="a"))
     await out.send(c.TextDelta(id="a", delta="first"))
@@ -57,7 +56,7 @@ async def test_a_delta_goes_out_at_once_without_waiting_for_more(redis_target):
 
 
 async def test_deltas_arriving_during_a_write_join_the_next_one(redis_target):
-    task = await registry.create_task(session_id="s", user_id=None)
+    task = await tasks.create_turn("s", None)  # its stream opens with `start`
     out = ChunkPublisher(task.task_id)
     await out.send(c.TextStart(id="a"))
     for word in ["one ", "two ", "three ", "four"]:
@@ -70,7 +69,7 @@ async def test_deltas_arriving_during_a_write_join_the_next_one(redis_target):
 
 
 async def test_a_coalescing_window_spaces_delta_writes(redis_target):
-    task = await registry.create_task(session_id="s", user_id=None)
+    task = await tasks.create_turn("s", None)  # its stream opens with `start`
     out = ChunkPublisher(task.task_id, coalesce_ms=20)
     await out.send(c.TextDelta(id="a", delta="x"))
     await written(task.task_id)
@@ -83,18 +82,18 @@ async def test_a_coalescing_window_spaces_delta_writes(redis_target):
 
 
 async def test_a_finished_task_stops_its_publisher_on_the_next_write(redis_target):
-    task = await registry.create_task(session_id="s", user_id=None)
+    task = await tasks.create_turn("s", None)  # its stream opens with `start`
     out = ChunkPublisher(task.task_id)
-    await out.send(c.Start())
-    await registry.mark_task_completed(task.task_id, "cancelled")
+    await out.send(c.StartStep())
+    await tasks.finish(task, "cancelled")
     with pytest.raises(registry.TaskNotRunning):
         await out.send(c.TextEnd(id="a"))
 
 
 async def test_a_failed_write_behind_surfaces_on_the_next_send_and_on_close(redis_target):
-    task = await registry.create_task(session_id="s", user_id=None)
+    task = await tasks.create_turn("s", None)  # its stream opens with `start`
     out = ChunkPublisher(task.task_id)
-    await registry.mark_task_completed(task.task_id, "cancelled")
+    await tasks.finish(task, "cancelled")
     await out.send(c.TextDelta(id="a", delta="y"))  # written behind: fails in the background
     await asyncio.sleep(0.1)
     with pytest.raises(registry.TaskNotRunning):

@@ -28,14 +28,19 @@ RUNNING_TASKS = f"{PREFIX}:tasks:running"
 """Sorted set: task id scored by lease expiry (ms). The sweeper's index; never SCAN."""
 
 
-def running_operation(tool_call_id: str) -> str:
-    """Duplicate-run guard of a long-running tool call."""
-    return f"{PREFIX}:running-op:{{{tool_call_id}}}"
-
-
 # --- Sessions (tag = session id) -----------------------------------------------------------
-def session_active_task(session_id: str) -> str:
+def session_turn(session_id: str) -> str:
     return f"{PREFIX}:session:{{{session_id}}}:active"
+
+
+def session_operations(session_id: str) -> str:
+    """Set of the session's operation task ids that may still be running."""
+    return f"{PREFIX}:session:{{{session_id}}}:operations"
+
+
+def running_operation(session_id: str, tool_call_id: str) -> str:
+    """Duplicate-run guard of a long-running tool call, per session."""
+    return f"{PREFIX}:session:{{{session_id}}}:running-op:{tool_call_id}"
 
 
 def session_meta(session_id: str) -> str:
@@ -85,8 +90,9 @@ DEAD_LETTERS = f"{PREFIX}:{{completions}}:dead"
 COMPLETION_FAILURES = f"{PREFIX}:{{completions}}:failures"
 
 
-def webhook_seen(webhook_id: str) -> str:
-    return f"{PREFIX}:{{completions}}:webhook:{webhook_id}"
+def webhook_seen(operation_id: str, webhook_id: str) -> str:
+    """The first answer to a webhook delivery, per (operation, webhook id)."""
+    return f"{PREFIX}:{{completions}}:webhook:{operation_id}:{webhook_id}"
 
 
 # --- Pub/sub -------------------------------------------------------------------------------

@@ -13,6 +13,10 @@ that arrive meanwhile are merged into the next write, which starts when the curr
 returns. Latency stays one round trip; a burst costs a handful of writes. Any other chunk is
 written immediately, after the deltas before it: order is kept.
 
+A Redis blip does not fail the turn: a write is retried with bounded backoff
+(`redis_retry_seconds`), and each write carries this publisher's id and batch number, so
+one that reached the stream before its answer was lost is not appended twice.
+
 `coalesce_ms` (0–20, default 0) also spaces delta writes at least that far apart, trading a
 little latency for fewer, larger entries when Redis round trips are expensive.
 """
@@ -20,9 +24,11 @@ little latency for fewer, larger entries when Redis round trips are expensive.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 from . import registry
+from .retry import retrying
 from .protocol.chunks import Chunk, TextDelta
 from .settings import get_settings
 
@@ -30,6 +36,8 @@ from .settings import get_settings
 class ChunkPublisher:
     def __init__(self, task_id: str, coalesce_ms: int | None = None) -> None:
         self.task_id = task_id
+        self._writer_id = uuid.uuid4().hex[:12]
+        self._batch = 0
         ms = get_settings().coalesce_ms if coalesce_ms is None else coalesce_ms
         self._spacing = ms / 1000
         self._pending: list[Any] = []  # chunks, or [delta_id, [parts]] for merged deltas
@@ -91,7 +99,13 @@ class ChunkPublisher:
                 return
             if any(isinstance(item, list) for item in batch):
                 self._last_delta_write = asyncio.get_running_loop().time()
-            self.entry_ids += await registry.publish_chunks(self.task_id, [_json(c) for c in batch])
+            self._batch += 1
+            data, number = [_json(c) for c in batch], self._batch
+            self.entry_ids += await retrying(
+                lambda: registry.publish_chunks(
+                    self.task_id, data, writer=self._writer_id, batch=number
+                )
+            )
 
     async def aclose(self) -> None:
         """Write whatever is pending. Raises what a write behind the producer ran into."""

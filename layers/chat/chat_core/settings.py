@@ -71,13 +71,15 @@ class Settings(BaseSettings):
 
     # --- Task lifecycle ------------------------------------------------------------------
     worker_lease_seconds: int = 30
-    dispatch_grace_seconds: int = 120
-    """A task nobody picked up within this time is failed by the sweeper."""
+    """A worker's lease, refreshed while it works; also how long a new task waits for a
+    worker. A task whose lease ran out is failed by the next sweep."""
     operation_timeout_seconds: int = 3600
     """How long a delegated operation may wait for its webhook."""
     cancel_poll_ms: int = 250
     cancel_grace_seconds: float = 2.0
-    long_running_guard_seconds: int = 600
+    redis_retry_seconds: float = 20.0
+    """How long a worker rides out a Redis outage (writes and lease refreshes retried with
+    backoff) before it gives the turn up."""
 
     # --- Completions (webhook → worker) ---------------------------------------------------
     completions_max_deliveries: int = 5

@@ -74,7 +74,7 @@ async def task_events(subscription: registry.Subscription) -> AsyncIterator[Serv
                 deadline = min(deadline, loop_time() + settings.long_poll_linger_ms / 1000)
 
 
-async def task_stream_response(task: registry.ActiveTask, cursor: str) -> Response:
+async def task_stream_response(task: registry.TaskRecord, cursor: str) -> Response:
     if not task.running:
         last = await registry.last_entry_id(task.task_id)
         if not _after(last, cursor):

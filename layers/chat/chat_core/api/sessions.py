@@ -15,8 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
-from .. import registry
-from ..chat.turns import cancel_task
+from .. import tasks
 from ..notifications import SessionEvent, notify
 from ..sessions import get_session_store
 from ..sessions.models import ChatMessage, ChatSession
@@ -108,7 +107,7 @@ async def list_sessions(
 )
 async def get_session(session_id: SessionId, user_id: UserId) -> dict[str, Any]:
     session = await load_session(session_id, user_id)
-    task, last_id = await registry.get_active_task_for_session(session_id, user_id)
+    task, last_id = await tasks.active_task(session_id, user_id)
     # The running task's answer is left out: replaying its stream rebuilds it. The question
     # that started it stays, since no stream carries it.
     messages = [
@@ -129,10 +128,9 @@ async def get_session(session_id: SessionId, user_id: UserId) -> dict[str, Any]:
 
 @router.delete("/sessions/{session_id}", status_code=204)
 async def delete_session(session_id: SessionId, user_id: UserId) -> Response:
-    await load_session(session_id, user_id)
-    task, _ = await registry.get_active_task_for_session(session_id, user_id)
-    if task is not None:
-        await cancel_task(task)
+    session = await load_session(session_id, user_id)
+    # What runs stops and every task of the session becomes unreadable, before it goes.
+    await tasks.end_session(session_id, [m.task_id for m in session.messages if m.task_id])
     if not await get_session_store().delete(session_id, user_id):
         raise SESSION_NOT_FOUND
     await notify(user_id, SessionEvent(type="session_deleted", session_id=session_id))

@@ -16,8 +16,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from .. import registry
-from ..chat.turns import start_turn
+from .. import tasks
 from ..notifications import SessionEvent, notify
 from ..observability import logger
 from ..sessions import get_session_store
@@ -78,8 +77,8 @@ async def _start(
     check_reader_room()  # a busy process refuses the turn rather than start it unread
     session = await load_session(session_id, user_id)
     try:
-        task = await start_turn(session, message, user_id, **options)
-    except registry.TaskAlreadyRunning as running:
+        task = await tasks.start_turn(session, message, user_id, **options)
+    except tasks.TurnInProgress as running:
         raise ApiError(
             429,
             "TURN_IN_PROGRESS",

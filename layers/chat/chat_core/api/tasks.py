@@ -18,8 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from .. import registry
-from ..chat.turns import cancel_task
+from .. import registry, tasks
 from .errors import TASK_EXPIRED, TASK_NOT_FOUND
 from .identity import UserId
 from .openapi import UI_MESSAGE_STREAM, EventStream, responses
@@ -60,9 +59,9 @@ _RESUME = responses(
 )
 
 
-async def load_task(task_id: str, user_id: str | None) -> registry.ActiveTask:
-    task, error = await registry.get_task_with_expiry_info(task_id)
-    if error == registry.TASK_EXPIRED:
+async def load_task(task_id: str, user_id: str | None) -> registry.TaskRecord:
+    task, expired = await registry.get_task_or_expiry(task_id)
+    if expired:
         raise TASK_EXPIRED
     if task is None or not task.visible_to(user_id):
         raise TASK_NOT_FOUND
@@ -93,7 +92,7 @@ async def task_stream(
 @router.post("/tasks/{task_id}/cancel", response_model=CancelResult, responses=responses(_EXPIRED))
 async def cancel(task_id: TaskId, user_id: UserId) -> dict[str, str]:
     task = await load_task(task_id, user_id)
-    return {"task_id": task_id, "status": await cancel_task(task)}
+    return {"task_id": task_id, "status": await tasks.cancel(task)}
 
 
 async def _resume(
@@ -101,7 +100,7 @@ async def _resume(
 ) -> Response:
     await load_session(session_id, user_id)
     cursor = resolve_cursor(request, last_message_id)
-    task, _ = await registry.get_active_task_for_session(session_id, user_id)
+    task, _ = await tasks.active_task(session_id, user_id)
     if task is None:
         return Response(status_code=204)
     return await task_stream_response(task, cursor)

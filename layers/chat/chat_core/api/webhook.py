@@ -2,13 +2,17 @@
 
     webhook-id: msg_2Lh…          webhook-timestamp: 1732200000
     webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">
-    {"success": true, "result": {...}}            → 202 {"status": "accepted", ...}
+    {"operation_id": "…", "success": true, "result": {...}}  → 202 {"status": "accepted", ...}
 
 Verified per Standard Webhooks with `CHAT_WEBHOOK_SECRET` by the `standardwebhooks` library
 (constant-time compare, timestamps outside 5 minutes refused) before the body is even
 parsed. 503 when no secret is configured, 401 for a missing or bad signature, 413 above
 the body limit, 422 for a body that is not a completion, 404 for an unknown operation.
-A repeated webhook-id gets the first answer again and changes nothing.
+
+A delivery is bound to its operation: the signed body names the operation, and it must be
+the one in the URL (422 `OPERATION_MISMATCH` otherwise), so a signed delivery cannot be
+re-posted to complete another operation. Every repeat of a webhook-id for an operation
+gets the first answer again and changes nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from ..completions.inbox import UnknownOperation, accept_webhook
@@ -31,7 +35,8 @@ router = APIRouter(tags=["webhook"])
 class CompletionBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    success: bool
+    operation_id: str
+    success: StrictBool
     result: Any = None
     error: str | None = None
 
@@ -94,6 +99,12 @@ async def complete_operation(
         first = exc.errors()[0]
         where = ".".join(map(str, first["loc"])) or "body"
         raise ApiError(422, "INVALID_COMPLETION", f"{where}: {first['msg']}") from exc
+    if body.operation_id != operation_id:
+        raise ApiError(
+            422,
+            "OPERATION_MISMATCH",
+            "The signed body names another operation than the URL; it was not accepted.",
+        )
     try:
         answer = await accept_webhook(
             operation_id,

@@ -1,24 +1,27 @@
-"""One chat turn: the user's message in, the assistant's answer out as AI SDK chunks.
+"""One chat turn: the model's answer to the session's conversation, as AI SDK chunks.
 
-    async for chunk in stream_chat_completion(session_id, "Hello!", user_id="u1"):
-        print(chunk.to_json())
-    # start, start-step, text-start, text-delta…, text-end, finish-step, data-usage, finish
+    try:
+        async for chunk in stream_chat_completion(session_id, "Hello!", user_id="u1"):
+            print(chunk.to_json())
+        # start-step, text-start, text-delta…, text-end, finish-step, data-usage
+    except TurnFailed as failure:
+        print(failure)                 # a message the user can read
 
-The turn saves the user's message before calling the model, then streams the model's
-answer. When the model calls tools they run and the model continues with their results,
-round after round, until it answers without tools or `max_tool_rounds` is reached (the
-last round offers no tools, so the turn always ends in words). Exactly one `start` and
-one `finish` per turn. The assistant's words, its tool calls, the tool results and the
-token usage are saved to the session as they happen.
+The turn is a pure producer of content: the task it runs in frames it (its stream opens
+with `start` when the task is created; the task's end appends `error` and `finish`, see
+`chat_core.tasks`). It saves the user's message (when given) before calling the model,
+then streams the model's answer. When the model calls tools they run and the model
+continues with their results, round after round, until it answers without tools or
+`max_tool_rounds` is reached (the last round offers no tools, so the turn always ends in
+words). The assistant's words, its tool calls, the tool results and the token usage are
+saved to the session as they happen.
 
 Failures: 429, 5xx, connection errors and an overload reported mid-stream are retried with backoff — invisibly while the
 failed attempt had shown nothing, otherwise by closing that step and starting a new one.
-Any other failure, or running out of retries, ends the turn with one `error` chunk a user
-can read. Cancellation (the task's cancel flag, or the process being cancelled) stops the
-model call and saves what was written so far, marked as interrupted.
-
-In the worker the same chunks are written to the task stream (see chat_core.worker);
-`error` and `finish` are then appended by the task's completion, never twice.
+Any other failure, or running out of retries, closes the open step and raises
+`TurnFailed` with a message a user can read. Cancellation (the task's cancel flag, or the
+process being cancelled) stops the model call and saves what was written so far, marked
+as interrupted.
 """
 
 from __future__ import annotations
@@ -36,10 +39,7 @@ from ..notifications import SessionEvent, notify
 from ..protocol.chunks import (
     Chunk,
     Data,
-    Error,
-    Finish,
     FinishStep,
-    Start,
     StartStep,
     TextDelta,
     TextEnd,
@@ -51,6 +51,7 @@ from ..protocol.chunks import (
 )
 from ..sessions import get_session_store
 from ..sessions.models import ChatMessage, ChatSession, Usage
+from ..retry import retrying
 from ..settings import get_settings
 from .. import tools as tool_catalog
 from ..tools import ToolContext, ToolRegistry
@@ -112,10 +113,9 @@ async def stream_chat_completion(
     context: dict[str, Any] | None = None,
     task_id: str | None = None,
     tools: ToolRegistry | None = None,
-    emit_start: bool = True,
 ) -> AsyncIterator[Chunk]:
     turn = _Turn(session_id, user_id, task_id, tools or tool_catalog.default_tools())
-    async for chunk in turn.run(message, is_user_message, context, emit_start):
+    async for chunk in turn.run(message, is_user_message, context):
         yield chunk
 
 
@@ -143,10 +143,7 @@ class _Turn:
         message: str | None,
         is_user_message: bool,
         context: dict[str, Any] | None,
-        emit_start: bool,
     ) -> AsyncIterator[Chunk]:
-        if emit_start:
-            yield Start(message_id=f"msg-{uuid.uuid4().hex}")
         finished = False
         try:
             self.session = await self.store.get(self.session_id, self.user_id)
@@ -162,16 +159,15 @@ class _Turn:
             if self.usage.total_tokens:
                 yield Data(type="data-usage", data=_usage_json(self.usage))
             finished = True
-        except TurnFailed as failure:
+        except TurnFailed:
             finished = True
             if self.step_open:
                 yield FinishStep()
-            yield Error(error_text=str(failure))
+            raise
         finally:
             if not finished:
                 # Cancelled, or the consumer closed us: keep what the user already saw.
                 await asyncio.shield(self._save_partial())
-        yield Finish()
 
     def _title_if_first_message(self) -> None:
         """The first user message names the session, beside the turn, never delaying it."""
@@ -389,8 +385,11 @@ class _Turn:
         if not text or self.session is None:
             return
         try:
-            await self._append(
-                ChatMessage(role="assistant", content=f"{text}\n\n{INTERRUPTED_MARK}")
+            # Also after a Redis outage: the store may just be coming back.
+            await retrying(
+                lambda: self._append(
+                    ChatMessage(role="assistant", content=f"{text}\n\n{INTERRUPTED_MARK}")
+                )
             )
         except Exception:
             logger.warning("could not save the interrupted answer", exc_info=True)

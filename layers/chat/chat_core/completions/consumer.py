@@ -3,47 +3,38 @@
     processed = await drain(consumer="worker-1")          # what a woken worker does
     service = ConsumerService(); service.start(); ...; await service.stop()   # long-lived
 
-Each entry is acknowledged only after its effects are done. Processing claims the
-operation first: the result is written into the operation's task by one script that does
-nothing if the result was already written, so a duplicate delivery, a redelivery after a
-crash, or a webhook racing the sweeper has no second effect. Then the pending tool message
-becomes the result (idempotent), and the worker that wins the task's lease streams the
-model's continuation into the same task and completes it.
+Processing an entry applies the operation's result to its task (`tasks.apply_result`: the
+result chunks once, the pending tool message becomes the result) and dispatches the
+worker that writes the model's continuation (a `ContinueOperation` job); only then is the
+entry acknowledged. Nothing here runs the model, so an entry is acknowledged in moments
+whatever the continuation takes, and a redelivery (a crash before the acknowledgement)
+only dispatches again: the continuation's claim lets one worker run it.
 
 Unreadable entries and entries for unknown tasks are acknowledged with a log line and a
-metric. An entry whose processing raises stays pending; the sweeper redelivers it, and after
-`completions_max_deliveries` moves it to the dead-letter stream with the reason.
+metric. An entry whose processing raises (a dispatch that failed, say) stays pending;
+`claim_stale` redelivers it, and after `completions_max_deliveries` moves it to the
+dead-letter stream with the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
+
 from pydantic import ValidationError
 from redis.exceptions import ResponseError
 
-from .. import keys, registry
-from ..chat import operations
-import logging
-
-from ..observability import count, milliseconds
-from ..redis_client import LuaScript, get_redis
-from ..settings import get_settings
+from .. import keys, lua, registry, tasks
 from .. import tools as tool_catalog
+from ..observability import count, milliseconds
+from ..redis_client import get_redis
+from ..settings import get_settings
 from ..tools import ToolContext, ToolOutcome
+from ..worker.dispatch import get_dispatcher
+from ..worker.jobs import ContinueOperation
 from .inbox import CompletionMessage
-
-# KEYS: completions, dead letters, failures. ARGV: group, entry id, data, deliveries, reason, now
-_DEAD_LETTER = LuaScript(
-    """
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', 10000, '*', 'entry_id', ARGV[2], 'data', ARGV[3],
-           'deliveries', ARGV[4], 'reason', ARGV[5], 'dead_lettered_at', ARGV[6])
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('HDEL', KEYS[3], ARGV[2])
-return 1
-"""
-)
 
 logger = logging.getLogger(__name__)
 
@@ -73,15 +64,15 @@ async def drain(consumer: str, *, block_ms: int | None = None, limit: int = 1000
         if not entries:
             break
         for entry_id, fields in entries:
-            await process_entry(entry_id, fields, consumer)
+            await process_entry(entry_id, fields)
             processed += 1
     return processed
 
 
-async def process_entry(entry_id: str, fields: dict[str, str] | None, consumer: str) -> str:
+async def process_entry(entry_id: str, fields: dict[str, str] | None) -> str:
     """Apply one entry; acknowledge unless it raised. Returns what happened."""
     try:
-        outcome = await _apply(fields, consumer)
+        outcome = await _apply(fields)
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"[:500]
         logger.warning(
@@ -101,7 +92,7 @@ async def acknowledge(entry_id: str) -> None:
     await pipe.execute()
 
 
-async def _apply(fields: dict[str, str] | None, consumer: str) -> str:
+async def _apply(fields: dict[str, str] | None) -> str:
     try:
         message = CompletionMessage.model_validate_json((fields or {})["data"])
     except (KeyError, ValidationError) as exc:
@@ -119,54 +110,101 @@ async def _apply(fields: dict[str, str] | None, consumer: str) -> str:
         )
         count("CompletionUnknownTask")
         return "unknown-task"
-    return await handle_completion(task, message, consumer)
+    return await handle_completion(task, message)
 
 
-async def handle_completion(
-    task: registry.ActiveTask, message: CompletionMessage, consumer: str
-) -> str:
-    from ..worker.runner import continue_operation  # the runner imports the chat core
-
-    # Redacted and post-processed (create_agent saves the agent) before anyone sees it.
-    outcome = await tool_catalog.default_tools().finish(
-        task.tool_name,
-        ToolContext.for_operation(task),
-        ToolOutcome(message.success, message.result, message.error),
-    )
-    chunks = operations.result_chunks(task.tool_call_id, *outcome)
-    applied = await registry.apply_operation_result(task, chunks)
-    if applied in ("not-running", "wrong-operation"):
+async def handle_completion(task: registry.TaskRecord, message: CompletionMessage) -> str:
+    if task.operation_id != message.operation_id:
+        outcome = "wrong-operation"
+    else:
+        # Redacted and post-processed (create_agent saves the agent) before anyone sees it.
+        result = await tool_catalog.default_tools().finish(
+            task.tool_name,
+            ToolContext.for_operation(task),
+            ToolOutcome(message.success, message.result, message.error),
+        )
+        outcome = await tasks.apply_result(task, *result)
+    if outcome in ("not-running", "wrong-operation"):
         logger.info(
             "completion for a finished task ignored",
-            extra={"task_id": task.task_id, "outcome": applied},
+            extra={"task_id": task.task_id, "outcome": outcome},
         )
-        return applied
-    if message.received_at_ms:
+        return outcome
+    if outcome == "applied" and message.received_at_ms:
         milliseconds("CompletionLag", time.time() * 1000 - message.received_at_ms)
-    # Both are safe to repeat, so a redelivery after a crash finishes what was left.
-    await operations.save_result(task, *outcome)
-    ran = await continue_operation(task.task_id, consumer)
-    return f"{applied}:{ran}"
+    # Also after a duplicate: the first processing may have died before dispatching.
+    await get_dispatcher().dispatch(ContinueOperation(task_id=task.task_id))
+    return outcome
 
 
 async def dead_letter(entry_id: str, fields: dict[str, str] | None, deliveries: int) -> None:
     reason = await get_redis().hget(keys.COMPLETION_FAILURES, entry_id) or "unknown"
-    await _DEAD_LETTER(
-        keys=[keys.COMPLETIONS, keys.DEAD_LETTERS, keys.COMPLETION_FAILURES],
-        args=[
-            keys.COMPLETIONS_GROUP,
-            entry_id,
-            (fields or {}).get("data", ""),
-            deliveries,
-            f"failed {deliveries} deliveries; last error: {reason}",
-            int(time.time() * 1000),
-        ],
+    await lua.COMPLETION_DEAD_LETTER(
+        completions=keys.COMPLETIONS,
+        dead=keys.DEAD_LETTERS,
+        failures=keys.COMPLETION_FAILURES,
+        now_ms=int(time.time() * 1000),
+        maxlen=get_settings().stream_max_length,
+        group=keys.COMPLETIONS_GROUP,
+        entry_id=entry_id,
+        data=(fields or {}).get("data", ""),
+        deliveries=deliveries,
+        reason=f"failed {deliveries} deliveries; last error: {reason}",
     )
     logger.error(
         "completion moved to the dead-letter stream",
         extra={"entry_id": entry_id, "deliveries": deliveries},
     )
     count("DeadLetters")
+
+
+async def claim_stale(consumer: str, *, max_rounds: int = 100) -> tuple[int, int]:
+    """XAUTOCLAIM entries delivered but not acknowledged for `completions_claim_idle_ms` (a
+    worker died), page by page following its cursor; process them again, or dead-letter
+    one delivered more than `completions_max_deliveries` times. Returns (claimed, dead)."""
+    settings = get_settings()
+    client = get_redis()
+    cursor, claimed, dead = "0-0", 0, 0
+    for _ in range(max_rounds):
+        # Redis 6.2 answers [cursor, entries]; 7 adds the ids it found deleted (and drops
+        # them from the pending list itself).
+        reply = await client.xautoclaim(
+            keys.COMPLETIONS,
+            keys.COMPLETIONS_GROUP,
+            consumer,
+            min_idle_time=settings.completions_claim_idle_ms,
+            start_id=cursor,
+            count=settings.completions_batch_size,
+        )
+        cursor, entries = reply[0], reply[1]
+        deliveries = await _delivery_counts([entry_id for entry_id, _ in entries])
+        for entry_id, fields in entries:
+            claimed += 1
+            if fields is None:  # 6.2: the entry was deleted while pending
+                await client.xack(keys.COMPLETIONS, keys.COMPLETIONS_GROUP, entry_id)
+                continue
+            times = deliveries.get(entry_id, 1)
+            if times > settings.completions_max_deliveries:
+                await dead_letter(entry_id, fields, times)
+                dead += 1
+            else:
+                await process_entry(entry_id, fields)
+        if cursor in ("0-0", "0"):
+            break
+    return claimed, dead
+
+
+async def _delivery_counts(entry_ids: list[str]) -> dict[str, int]:
+    if not entry_ids:
+        return {}
+    pending = await get_redis().xpending_range(
+        keys.COMPLETIONS,
+        keys.COMPLETIONS_GROUP,
+        min=entry_ids[0],
+        max=entry_ids[-1],
+        count=len(entry_ids) * 2,
+    )
+    return {p["message_id"]: int(p["times_delivered"]) for p in pending}
 
 
 class ConsumerService:
@@ -197,8 +235,6 @@ class ConsumerService:
             await asyncio.gather(task, return_exceptions=True)
 
     async def _run(self) -> None:
-        from .sweeper import claim_stale
-
         backoff = 0.5
         while True:
             try:

@@ -1,29 +1,28 @@
 """Completions arriving for operations: queued durably on one Redis stream, exactly once per
-webhook id.
+(operation, webhook id).
 
     answer = await accept_webhook(operation_id, webhook_id, success=True, result={...})
     answer.status, answer.body        # 202 {"status": "accepted", ...}, the same again on a repeat
 
-    await publish_operation_complete(operation_id, task_id, success=True, result={...})
-
-A repeated webhook id gets the first answer again and changes nothing: the dedupe record
-and the stream entry are written by one script under the completions hash tag, so ten
-concurrent deliveries of one webhook queue it once. The worker is then woken to process
-it; if the wake-up is lost, the sweeper reads the entry a minute later.
+Every repeat of a delivery gets the first answer back and changes nothing: the dedupe
+record and the stream entry are written by one script under the completions hash tag, so
+ten concurrent deliveries queue it once. The worker is then woken to process it; if the
+wake-up is lost, the sweeper reads the entry a minute later. Entries are never trimmed
+before they are acknowledged.
 """
 
 from __future__ import annotations
 
-import logging
 import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 
-from .. import keys, registry
-from ..redis_client import LuaScript, get_redis
+from .. import keys, lua, registry
+from ..redis_client import get_redis
 from ..settings import get_settings
 from ..worker.dispatch import DispatchError, get_dispatcher
 from ..worker.jobs import DrainCompletions
@@ -74,18 +73,6 @@ class WebhookAnswer:
     queued: bool
 
 
-# KEYS: dedupe key, completions stream. ARGV: answer JSON, entry JSON, dedupe ttl s, maxlen
-_ENQUEUE_ONCE = LuaScript(
-    """
-local seen = redis.call('GET', KEYS[1])
-if seen then return {seen, 0} end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'data', ARGV[2])
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
-return {ARGV[1], 1}
-"""
-)
-
-
 async def accept_webhook(
     operation_id: str,
     webhook_id: str,
@@ -94,49 +81,36 @@ async def accept_webhook(
     result: Any = None,
     error: str | None = None,
 ) -> WebhookAnswer:
+    seen = keys.webhook_seen(operation_id, webhook_id)
+    first = await get_redis().get(seen)
+    if first is not None:
+        return _answer(first, queued=False)
     task = await registry.find_task_by_operation_id(operation_id)
     if task is None:
         raise UnknownOperation(operation_id)
+    dedupe_seconds = get_settings().webhook_dedupe_seconds
     if not task.running:
-        # Late or repeated news about a finished task: acknowledged, nothing to do.
+        # Late news about a finished task: acknowledged, nothing to do, the same next time.
         body = {"status": "already_finished", "operation_id": operation_id, "task_id": task.task_id}
-        return WebhookAnswer(200, body, queued=False)
+        await get_redis().set(seen, json.dumps(body), ex=dedupe_seconds, nx=True)
+        return _answer(await get_redis().get(seen) or json.dumps(body), queued=False)
     body = {"status": "accepted", "operation_id": operation_id, "task_id": task.task_id}
     message = CompletionMessage.now(operation_id, task.task_id, success, result, error, webhook_id)
-    answer_json, queued = await _enqueue_once(
-        webhook_id, json.dumps(body), message.model_dump_json()
+    answer_json, queued = await lua.COMPLETION_ENQUEUE_ONCE(
+        seen=seen,
+        completions=keys.COMPLETIONS,
+        answer_json=json.dumps(body),
+        entry_json=message.model_dump_json(),
+        dedupe_seconds=dedupe_seconds,
     )
     if queued:
         await wake_worker()
-    return WebhookAnswer(202, json.loads(answer_json), queued=bool(queued))
+    return _answer(answer_json, queued=bool(queued))
 
 
-async def _enqueue_once(webhook_id: str, answer_json: str, entry_json: str) -> tuple[str, int]:
-    settings = get_settings()
-    answer, queued = await _ENQUEUE_ONCE(
-        keys=[keys.webhook_seen(webhook_id), keys.COMPLETIONS],
-        args=[answer_json, entry_json, settings.webhook_dedupe_seconds, settings.stream_max_length],
-    )
-    return answer, int(queued)
-
-
-async def publish_operation_complete(
-    operation_id: str,
-    task_id: str,
-    *,
-    success: bool,
-    result: Any = None,
-    error: str | None = None,
-) -> str:
-    """For producers inside the system: queue a completion and wake the worker."""
-    message = CompletionMessage.now(operation_id, task_id, success, result, error)
-    entry_id = await get_redis().xadd(
-        keys.COMPLETIONS,
-        {"data": message.model_dump_json()},
-        maxlen=get_settings().stream_max_length,
-    )
-    await wake_worker()
-    return entry_id
+def _answer(answer_json: str, *, queued: bool) -> WebhookAnswer:
+    body = json.loads(answer_json)
+    return WebhookAnswer(202 if body["status"] == "accepted" else 200, body, queued=queued)
 
 
 async def wake_worker() -> None:

@@ -1,39 +1,34 @@
-"""The sweeper, run every minute: nothing stays stuck.
+"""The sweeper, run every minute: nothing stays stuck. It only sweeps and re-dispatches;
+it never runs a turn, so it never loads the model client.
 
     report = await sweep()        # the sweeper function's handler calls this
 
-1. Completions nobody read (a lost wake-up) are processed.
+1. Completions nobody read (a lost wake-up) are applied to their tasks, and the
+   continuation is dispatched to a worker (`ContinueOperation`), not run here.
 2. Completions delivered but not acknowledged for `completions_claim_idle_ms` (a worker
-   died) are claimed with XAUTOCLAIM, following its cursor instead of restarting at 0-0,
-   and processed again; one delivered more than `completions_max_deliveries` times goes
-   to the dead-letter stream with its reason, acknowledged, never retried forever.
-3. Running tasks whose lease ran out are failed with an `error` the reader can understand,
-   then `finish`: a worker died mid-turn, nobody picked the task up, or a webhook never came.
-4. Consumers idle for `consumer_idle_delete_ms` with nothing pending are deleted.
+   died) are claimed with XAUTOCLAIM and processed again; one delivered more than
+   `completions_max_deliveries` times goes to the dead-letter stream with its reason.
+3. The completions stream is trimmed below its oldest unacknowledged entry, never above.
+4. Running tasks whose lease ran out are failed (`tasks.expire`) with an `error` the reader
+   can understand, then `finish`: a worker died mid-turn, nobody picked the task up, or a
+   webhook never came.
+5. Consumers idle for `consumer_idle_delete_ms` with nothing pending are deleted.
 
 One structured log line and one set of metrics per run.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import asdict, dataclass
 
-from .. import keys, registry
-from ..chat import operations
-import logging
-
+from .. import keys, tasks
 from ..observability import count
 from ..redis_client import get_redis
 from ..settings import get_settings
-from .consumer import dead_letter, drain, ensure_group, process_entry
-
-LEASE_EXPIRED_MESSAGES = {
-    "queued": "The assistant could not be started in time. Please send your message again.",
-    "working": "The assistant stopped unexpectedly while answering. Please send your message again.",
-    "awaiting": "The operation did not report back in time, so it was given up.",
-}
+from .consumer import claim_stale, drain, ensure_group
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +51,7 @@ async def sweep(consumer: str | None = None) -> SweepReport:
     await ensure_group()
     report.new = await drain(consumer)
     report.claimed, report.dead_lettered = await claim_stale(consumer)
+    await trim_acknowledged()
     report.failed_tasks, report.reindexed_tasks = await fail_expired_tasks()
     report.deleted_consumers = await delete_idle_consumers(keep=consumer)
     report.duration_ms = int((time.monotonic() - started) * 1000)
@@ -66,67 +62,30 @@ async def sweep(consumer: str | None = None) -> SweepReport:
     return report
 
 
-async def claim_stale(consumer: str, *, max_rounds: int = 100) -> tuple[int, int]:
-    """XAUTOCLAIM idle entries page by page; returns (claimed, dead-lettered)."""
-    settings = get_settings()
+async def trim_acknowledged() -> None:
+    """Drop acknowledged completions: everything older than the oldest pending entry (or,
+    with none pending, than the last one delivered). An unacknowledged one is never lost."""
     client = get_redis()
-    cursor, claimed, dead = "0-0", 0, 0
-    for _ in range(max_rounds):
-        # Redis 6.2 answers [cursor, entries]; 7 adds the ids it found deleted (and drops
-        # them from the pending list itself).
-        reply = await client.xautoclaim(
-            keys.COMPLETIONS,
-            keys.COMPLETIONS_GROUP,
-            consumer,
-            min_idle_time=settings.completions_claim_idle_ms,
-            start_id=cursor,
-            count=settings.completions_batch_size,
-        )
-        cursor, entries = reply[0], reply[1]
-        deliveries = await _delivery_counts([entry_id for entry_id, _ in entries])
-        for entry_id, fields in entries:
-            claimed += 1
-            if fields is None:  # 6.2: the entry was trimmed away while pending
-                await client.xack(keys.COMPLETIONS, keys.COMPLETIONS_GROUP, entry_id)
-                continue
-            times = deliveries.get(entry_id, 1)
-            if times > settings.completions_max_deliveries:
-                await dead_letter(entry_id, fields, times)
-                dead += 1
-            else:
-                await process_entry(entry_id, fields, consumer)
-        if cursor in ("0-0", "0"):
-            break
-    return claimed, dead
-
-
-async def _delivery_counts(entry_ids: list[str]) -> dict[str, int]:
-    if not entry_ids:
-        return {}
-    pending = await get_redis().xpending_range(
-        keys.COMPLETIONS,
-        keys.COMPLETIONS_GROUP,
-        min=entry_ids[0],
-        max=entry_ids[-1],
-        count=len(entry_ids) * 2,
-    )
-    return {p["message_id"]: int(p["times_delivered"]) for p in pending}
+    pending = await client.xpending(keys.COMPLETIONS, keys.COMPLETIONS_GROUP)
+    if pending["pending"]:
+        keep_from = pending["min"]
+    else:
+        groups = await client.xinfo_groups(keys.COMPLETIONS)
+        group = next(g for g in groups if g["name"] == keys.COMPLETIONS_GROUP)
+        keep_from = group["last-delivered-id"]
+    if keep_from not in ("0-0", None):
+        await client.xtrim(keys.COMPLETIONS, minid=keep_from, approximate=True)
 
 
 async def fail_expired_tasks(limit: int = 500) -> tuple[int, int]:
     failed = reindexed = 0
-    for task_id in await registry.expired_task_ids(limit):
-        outcome = await registry.fail_if_lease_expired(task_id, LEASE_EXPIRED_MESSAGES)
+    for task_id in await tasks.expired_task_ids(limit):
+        outcome = await tasks.expire(task_id)
         if outcome == "failed":
             failed += 1
             logger.warning(
                 "task failed by the sweeper: its lease ran out", extra={"task_id": task_id}
             )
-            task = await registry.get_task(task_id)
-            if task is not None:
-                await operations.abandon(
-                    task, LEASE_EXPIRED_MESSAGES.get(task.phase, LEASE_EXPIRED_MESSAGES["working"])
-                )
         elif outcome == "extended":
             reindexed += 1
     return failed, reindexed

@@ -55,7 +55,7 @@ class ToolContext:
     def for_operation(
         cls, task: Any, heartbeat: Callable[[], Awaitable[None]] | None = None
     ) -> "ToolContext":
-        """The context of a long-running tool: its own operation task (a registry.ActiveTask)."""
+        """The context of a long-running tool: its own operation task (a registry.TaskRecord)."""
         return cls(
             session_id=task.session_id,
             user_id=task.user_id,

@@ -7,12 +7,18 @@ and Mangum buffers the whole response. So HTTP functions only create, dispatch a
 `CHAT_DISPATCH=lambda` invokes `CHAT_WORKER_FUNCTION` with InvocationType=Event (the
 worker's async config has no automatic retries; a duplicate delivery is still harmless,
 because a job claims its task's lease first).
+
+In-process dispatch runs the function its host installs (the dev server and the tests:
+`set_dispatcher(InProcessDispatcher(run_job))`), so nothing here imports the worker, and
+what dispatches (the chat turn, the completions consumer) never imports the model client
+through this module.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from .. import background
@@ -35,10 +41,11 @@ class Dispatcher(Protocol):
 class InProcessDispatcher:
     """Runs jobs as asyncio tasks of this process (dev server, tests)."""
 
-    async def dispatch(self, job: Job) -> None:
-        from .runner import run_job  # the runner imports the whole chat core; load it late
+    def __init__(self, run: Callable[[Job], Awaitable[Any]]) -> None:
+        self.run = run
 
-        background.spawn(run_job(job), name=f"job:{job.kind}:{getattr(job, 'task_id', '')}")
+    async def dispatch(self, job: Job) -> None:
+        background.spawn(self.run(job), name=f"job:{job.kind}:{getattr(job, 'task_id', '')}")
 
 
 class LambdaDispatcher:
@@ -87,7 +94,10 @@ def get_dispatcher() -> Dispatcher:
                 raise DispatchError("CHAT_DISPATCH=lambda needs CHAT_WORKER_FUNCTION")
             _dispatcher = LambdaDispatcher(settings.worker_function)
         else:
-            _dispatcher = InProcessDispatcher()
+            raise DispatchError(
+                "CHAT_DISPATCH=inprocess: this process runs no worker "
+                "(its host installs one with set_dispatcher(InProcessDispatcher(run_job)))"
+            )
     return _dispatcher
 
 

@@ -7,27 +7,30 @@ async retry or a duplicate dispatch never runs a turn twice. While it works the 
 refreshed (the task's keys live as long as it does) and the cancel flag is watched: a
 cancel stops the model within `cancel_poll_ms`, the partial answer is saved, and the task
 ends `cancelled`. A worker that dies leaves a lease that runs out; the sweeper then fails
-the task with a message the reader sees.
+the task with a message the reader sees. A Redis blip is ridden out: writes and lease
+refreshes are retried with bounded backoff; past the budget the turn ends failed, visibly,
+with its partial answer saved.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .. import background, registry
-from ..chat import operations
-from ..chat.service import stream_chat_completion
-from ..notifications import SessionEvent, notify
-from ..observability import count, milliseconds
-from ..protocol.chunks import Data, Error, Finish, TextDelta
-from ..publisher import ChunkPublisher
-from ..settings import get_settings
+from .. import background, registry, tasks
 from .. import tools as tool_catalog
+from ..chat.service import TurnFailed, stream_chat_completion
+from ..completions.consumer import drain
+from ..observability import count, milliseconds
+from ..protocol.chunks import Data, TextDelta
+from ..publisher import ChunkPublisher
+from ..retry import BLIPS, retrying
+from ..settings import get_settings
 from ..tools import ToolContext
 from .jobs import ContinueOperation, DrainCompletions, Job, RunTool, RunTurn
 
@@ -35,144 +38,131 @@ logger = logging.getLogger(__name__)
 
 WORKER_ID = f"worker-{uuid.uuid4().hex[:12]}"
 UNEXPECTED_FAILURE = "Something went wrong while answering. Please try again."
+STORE_UNREACHABLE = (
+    "The answer was interrupted because the chat store could not be reached. "
+    "Please send your message again."
+)
 
 Outcome = tuple[registry.FinalStatus, str | None]
-Body = Callable[[registry.ActiveTask], Awaitable[Outcome]]
+Body = Callable[[registry.TaskRecord], Awaitable[Outcome]]
 
 
 async def run_job(job: Job, worker_id: str = WORKER_ID) -> str:
-    """Run one job; returns how it ended (for logs and tests)."""
-    try:
-        if isinstance(job, RunTurn):
-            return await run_on_task(
-                job.task_id, worker_id, lambda t: _answer(t, job.context, True)
-            )
-        if isinstance(job, ContinueOperation):
-            return await continue_operation(job.task_id, worker_id)
-        if isinstance(job, RunTool):
-            return await run_on_task(job.task_id, worker_id, _run_tool)
-        if isinstance(job, DrainCompletions):
-            from ..completions.consumer import drain
+    """Run one job; returns how it ended (for logs and tests). It waits for nothing but
+    its own work: the process may be running other jobs beside it."""
+    if isinstance(job, RunTurn):
+        return await run_on_task(job.task_id, worker_id, lambda t: _answer(t, job.context))
+    if isinstance(job, ContinueOperation):
+        return await run_on_task(job.task_id, worker_id, lambda t: _answer(t, None))
+    if isinstance(job, RunTool):
+        return await run_on_task(job.task_id, worker_id, lambda t: _run_tool(t, worker_id))
+    if isinstance(job, DrainCompletions):
+        return f"drained {await drain(consumer=worker_id)}"
+    raise ValueError(f"unknown job {job!r}")
 
-            return f"drained {await drain(consumer=worker_id)}"
-        raise ValueError(f"unknown job {job!r}")
+
+async def run_invocation(job: Job) -> str:
+    """One job per Lambda invocation: what it spawned beside it (a session title) ends
+    before the handler returns, since a frozen environment finishes nothing."""
+    try:
+        return await run_job(job)
     finally:
         await background.drain()
 
 
-async def continue_operation(task_id: str, worker_id: str) -> str:
-    """The operation's result is in its task: write the model's continuation and end it."""
-    return await run_on_task(task_id, worker_id, lambda t: _answer(t, None, False))
-
-
 async def run_on_task(task_id: str, worker_id: str, body: Body) -> str:
-    claim = await registry.claim_task(task_id, worker_id)
-    if claim != "ok":
+    """Claim the task, run `body` (the content) under a watched lease, and end the task
+    by how the body ended: the task frames the content, the body only produces it."""
+    claim, task = await tasks.claim(task_id, worker_id)
+    if task is None:
         logger.info("task %s not run: %s", task_id, claim)
         return claim
-    task = await registry.get_task(task_id)
-    assert task is not None
-    await notify(
-        task.user_id, SessionEvent(type="task_started", session_id=task.session_id, task_id=task_id)
-    )
     work = asyncio.create_task(body(task), name=f"work:{task_id}")
     watch = asyncio.create_task(_watch(task, worker_id, work), name=f"lease:{task_id}")
     try:
         status, error = await work
     except asyncio.CancelledError:
-        verdict = watch.result() if watch.done() else "shutdown"
+        verdict = watch.result() if watch.done() and not watch.cancelled() else "shutdown"
         if verdict == "lost":
             return "lost"
         if verdict == "shutdown":  # this process is being stopped, not the task
-            await asyncio.shield(_finish(task, "cancelled", None))
+            await asyncio.shield(tasks.finish(task, "cancelled"))
             raise
         status, error = "cancelled", None
     except registry.TaskNotRunning:
         return "lost"  # it ended elsewhere: swept, or cancelled by force
+    except BLIPS:
+        logger.exception("task %s: Redis stayed unreachable past the retry budget", task_id)
+        status, error = "failed", STORE_UNREACHABLE
     except Exception:
         logger.exception("task %s failed", task_id)
         status, error = "failed", UNEXPECTED_FAILURE
     finally:
         watch.cancel()
         await asyncio.gather(watch, return_exceptions=True)
-    await _finish(task, status, error)
+    try:
+        await retrying(lambda: tasks.finish(task, status, error))
+    except BLIPS:
+        logger.exception("task %s could not be finished; the sweeper will end it", task_id)
     return status
 
 
-async def _finish(
-    task: registry.ActiveTask, status: registry.FinalStatus, error: str | None
-) -> None:
-    if await registry.mark_task_completed(task.task_id, status, error):
-        await notify(
-            task.user_id,
-            SessionEvent(
-                type="task_finished",
-                session_id=task.session_id,
-                task_id=task.task_id,
-                status=status,
-            ),
-        )
-
-
-async def _watch(task: registry.ActiveTask, worker_id: str, work: asyncio.Task[Any]) -> str:
-    """Keep the lease and stop the work when a cancel is asked for or the task is lost."""
+async def _watch(task: registry.TaskRecord, worker_id: str, work: asyncio.Task[Any]) -> str:
+    """Keep the lease and stop the work when a cancel is asked for or the task is lost.
+    A Redis error does not end the watch: the refresh is tried again at the next poll."""
     settings = get_settings()
     poll = settings.cancel_poll_ms / 1000
     refresh_every = settings.worker_lease_seconds / 3
     last_refresh = time.monotonic()
     while not work.done():
         await asyncio.sleep(poll)
-        if time.monotonic() - last_refresh >= refresh_every:
-            state = await registry.refresh_lease(task, worker_id)
-            last_refresh = time.monotonic()
-            status, cancel = state.status, state.cancel_requested
-        else:
-            status, cancel = await registry.task_state(task.task_id)
+        try:
+            if time.monotonic() - last_refresh >= refresh_every:
+                state = await tasks.refresh(task, worker_id)
+                last_refresh = time.monotonic()
+                status, cancel = state.status, state.cancel_requested
+            else:
+                status, cancel = await registry.task_state(task.task_id)
+        except BLIPS as exc:
+            logger.warning("task %s: lease not refreshed (%s); retrying", task.task_id, exc)
+            continue
         if cancel or status != "running":
             work.cancel()
             return "cancelled" if status == "running" else "lost"
     return "done"
 
 
-async def _answer(
-    task: registry.ActiveTask, context: dict[str, Any] | None, emit_start: bool
-) -> Outcome:
+async def _answer(task: registry.TaskRecord, context: dict[str, Any] | None) -> Outcome:
     """Stream the model's answer for the task's session into the task."""
     error: str | None = None
     started, first_text_at, chunks = time.monotonic(), None, 0
     out = ChunkPublisher(task.task_id)
     turn = stream_chat_completion(
-        task.session_id,
-        None,
-        task.user_id,
-        context=context,
-        task_id=task.task_id,
-        emit_start=emit_start,
+        task.session_id, None, task.user_id, context=context, task_id=task.task_id
     )
     try:
-        async for chunk in turn:
-            if isinstance(chunk, Finish):
-                break  # the task's completion appends the one finish
-            if isinstance(chunk, Error):
-                error = chunk.error_text  # and the error before it
-                continue
-            if first_text_at is None and isinstance(chunk, TextDelta):
-                first_text_at = time.monotonic()
-            chunks += 1
-            await out.send(chunk)
-    finally:
-        await turn.aclose()  # on cancel: the turn saves its partial answer here
         try:
-            await out.aclose()  # and what it already produced still reaches the stream
-        except registry.TaskNotRunning:
-            pass
+            async for chunk in turn:
+                if first_text_at is None and isinstance(chunk, TextDelta):
+                    first_text_at = time.monotonic()
+                chunks += 1
+                await out.send(chunk)
+        except TurnFailed as failure:
+            error = str(failure)
+        except BaseException:
+            await turn.aclose()  # on cancel: the turn saves its partial answer here
+            with contextlib.suppress(Exception):
+                await out.aclose()  # and what it already produced still reaches the stream
+            raise
+        await out.aclose()
+    finally:
         count("ChunksPerTask", chunks)
         if first_text_at is not None:
             milliseconds("TimeToFirstChunk", (first_text_at - started) * 1000)
     return ("failed", error) if error else ("completed", None)
 
 
-async def _run_tool(task: registry.ActiveTask) -> Outcome:
+async def _run_tool(task: registry.TaskRecord, worker_id: str) -> Outcome:
     """A long-running tool that is not delegated: run it here, then continue the turn."""
     settings = get_settings()
     tools = tool_catalog.default_tools()
@@ -200,10 +190,5 @@ async def _run_tool(task: registry.ActiveTask) -> Outcome:
         beats.cancel()
         work.cancel()
         await asyncio.gather(beats, work, return_exceptions=True)
-    await registry.publish_chunks(
-        task.task_id,
-        operations.result_chunks(task.tool_call_id, outcome.ok, outcome.output, outcome.error),
-        operation_result=True,
-    )
-    await operations.save_result(task, outcome.ok, outcome.output, outcome.error)
-    return await _answer(task, None, emit_start=False)
+    await tasks.apply_result(task, outcome.ok, outcome.output, outcome.error, worker=worker_id)
+    return await _answer(task, None)

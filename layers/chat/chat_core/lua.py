@@ -1,0 +1,299 @@
+"""Every Lua script the system runs, and the one way they are run.
+
+    CLAIM = Script("meta stream", "now_ms:n ttl_ms:n worker lease_ms:n", body)
+    await CLAIM(meta=keys.task_meta(t), stream=keys.task_stream(t), now_ms=..., ...)
+
+A script declares the names of its keys and arguments; the runner writes them as named
+locals at the top of the body (`local meta = KEYS[1]`, `local now_ms = tonumber(ARGV[1])`
+for a `:n` argument), so a body never says `ARGV[5]`, and callers pass them by name, so no
+two call sites can disagree about the order. A `rest` name collects the remaining
+arguments as a Lua list (the chunks to append, say).
+
+Arguments come in one order everywhere: the clock and the limits first (`now_ms`,
+`ttl_ms`, `maxlen`), then what the script is about. Keys that one script touches share a
+hash tag (see `keys.py`), so every script runs unchanged on a cluster.
+
+Scripts are registered lazily and always run on the current loop's client; redis-py
+retries NOSCRIPT with EVAL, which ElastiCache needs after a failover. Never queue scripts
+in pipelines: a cluster pipeline would not load them first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .redis_client import get_redis
+
+
+class Script:
+    def __init__(self, keys: str, args: str, body: str, *, rest: str | None = None) -> None:
+        self.key_names = keys.split()
+        specs = [a.partition(":") for a in args.split()]
+        self.arg_names = [name for name, _, _ in specs]
+        header = [f"local {name} = KEYS[{i}]" for i, name in enumerate(self.key_names, 1)]
+        for i, (name, _, kind) in enumerate(specs, 1):
+            value = f"tonumber(ARGV[{i}])" if kind == "n" else f"ARGV[{i}]"
+            header.append(f"local {name} = {value}")
+        if rest:
+            header.append(
+                f"local {rest} = {{}} for i = {len(specs) + 1}, #ARGV do "
+                f"{rest}[#{rest} + 1] = ARGV[i] end"
+            )
+        self.rest = rest
+        self.source = "\n".join([*header, _PRELUDE, body])
+        self._script: Any = None
+
+    async def __call__(self, rest: list[str] | tuple[str, ...] = (), **named: Any) -> Any:
+        missing = set(self.key_names + self.arg_names) - named.keys()
+        extra = named.keys() - set(self.key_names + self.arg_names)
+        if missing or extra or (rest and not self.rest):
+            raise TypeError(f"script arguments: missing {missing or '{}'}, unexpected {extra}")
+        client = get_redis()
+        if self._script is None:
+            self._script = client.register_script(self.source)
+        return await self._script(
+            keys=[named[k] for k in self.key_names],
+            args=[*(named[a] for a in self.arg_names), *rest],
+            client=client,
+        )
+
+
+# Helpers every script may call.
+# keep_alive: a task's meta and stream expire together, never before its lease runs out.
+# append: XADD each chunk (wire JSON) to a stream trimmed to about `maxlen` entries.
+_PRELUDE = """
+local function keep_alive(meta_key, stream_key, ttl, now)
+  local lease = tonumber(redis.call('HGET', meta_key, 'lease_until') or '0') or 0
+  if lease > now then ttl = ttl + lease - now end
+  redis.call('PEXPIRE', meta_key, ttl)
+  redis.call('PEXPIRE', stream_key, ttl)
+end
+local function append(stream_key, limit, chunks)
+  local ids = {}
+  for _, data in ipairs(chunks) do
+    ids[#ids + 1] = redis.call('XADD', stream_key, 'MAXLEN', '~', limit, '*', 'data', data)
+  end
+  return ids
+end
+"""
+
+
+# --- Tasks (keys: the task's meta hash and stream, one slot) --------------------------------
+TASK_CREATE = Script(
+    "meta stream",
+    "now_ms:n ttl_ms:n maxlen fields_json",
+    """
+if redis.call('EXISTS', meta) == 1 then return 0 end
+for field, value in pairs(cjson.decode(fields_json)) do redis.call('HSET', meta, field, value) end
+append(stream, maxlen, chunks)
+keep_alive(meta, stream, ttl_ms, now_ms)
+return 1
+""",
+    rest="chunks",
+)
+
+# `writer` and `batch` make a retried write harmless: a batch a writer already got into the
+# stream (its answer lost to a broken connection) is not appended twice.
+TASK_PUBLISH = Script(
+    "meta stream",
+    "now_ms:n ttl_ms:n maxlen writer batch:n",
+    """
+if redis.call('HGET', meta, 'status') ~= 'running' then return false end
+if writer ~= '' then
+  local last = redis.call('HGET', meta, 'written_by')
+  if last and last ~= '' then
+    local sep = string.find(last, '|', 1, true)
+    if string.sub(last, 1, sep - 1) == writer and tonumber(string.sub(last, sep + 1)) >= batch then
+      return {}
+    end
+  end
+  redis.call('HSET', meta, 'written_by', writer .. '|' .. batch)
+end
+local ids = append(stream, maxlen, chunks)
+keep_alive(meta, stream, ttl_ms, now_ms)
+return ids
+""",
+    rest="chunks",
+)
+
+# → 'ok' | 'taken' | 'not-running'
+TASK_CLAIM = Script(
+    "meta stream",
+    "now_ms:n ttl_ms:n worker lease_ms:n",
+    """
+local st = redis.call('HMGET', meta, 'status', 'worker')
+if st[1] ~= 'running' then return 'not-running' end
+if st[2] and st[2] ~= '' then return 'taken' end
+redis.call('HSET', meta, 'worker', worker, 'phase', 'working', 'lease_until', now_ms + lease_ms)
+keep_alive(meta, stream, ttl_ms, now_ms)
+return 'ok'
+""",
+)
+
+# → {status, cancel flag, 1 if the lease is still this worker's and was extended}
+TASK_REFRESH = Script(
+    "meta stream",
+    "now_ms:n ttl_ms:n worker lease_ms:n",
+    """
+local st = redis.call('HMGET', meta, 'status', 'worker', 'cancel')
+if st[1] ~= 'running' or st[2] ~= worker then return {st[1] or '', st[3] or '', 0} end
+redis.call('HSET', meta, 'lease_until', now_ms + lease_ms)
+keep_alive(meta, stream, ttl_ms, now_ms)
+return {st[1], st[3] or '', 1}
+""",
+)
+
+# The task waits without a worker until `lease_until`: for a webhook (`awaiting`).
+TASK_SET_PHASE = Script(
+    "meta stream",
+    "now_ms:n ttl_ms:n phase lease_until:n",
+    """
+if redis.call('HGET', meta, 'status') ~= 'running' then return false end
+redis.call('HSET', meta, 'phase', phase, 'lease_until', lease_until, 'worker', '')
+keep_alive(meta, stream, ttl_ms, now_ms)
+return 1
+""",
+)
+
+# An operation's result, once. A worker that holds the lease (it ran the tool itself) keeps
+# it; otherwise the task is queued for the worker that writes the continuation.
+# → 'applied' | 'duplicate' | 'not-running' | 'wrong-operation'
+TASK_APPLY_RESULT = Script(
+    "meta stream",
+    "now_ms:n ttl_ms:n maxlen operation_id worker lease_until:n",
+    """
+local st = redis.call('HMGET', meta, 'status', 'operation_id', 'result_applied', 'worker')
+if st[1] ~= 'running' then return 'not-running' end
+if st[2] ~= operation_id then return 'wrong-operation' end
+if st[3] == '1' then return 'duplicate' end
+append(stream, maxlen, chunks)
+redis.call('HSET', meta, 'result_applied', '1')
+if worker == '' or st[4] ~= worker then
+  redis.call('HSET', meta, 'phase', 'queued', 'lease_until', lease_until, 'worker', '')
+end
+keep_alive(meta, stream, ttl_ms, now_ms)
+return 'applied'
+""",
+    rest="chunks",
+)
+
+# → {status, phase}; raises the cancel flag only on a running task
+TASK_REQUEST_CANCEL = Script(
+    "meta",
+    "",
+    """
+local st = redis.call('HMGET', meta, 'status', 'phase')
+if st[1] == 'running' then redis.call('HSET', meta, 'cancel', '1') end
+return {st[1] or '', st[2] or ''}
+""",
+)
+
+# The one place a task leaves `running`: the closing chunks (only for an operation whose
+# result never came), the error (if any), then the single `finish`.
+# `expired_before` > 0: only if the lease ran out by then, and only in phase `phase`
+# (the sweeper's condition, checked where no worker can slip in between).
+# → {'finished', result applied '1'/'0'} | {'not-running'} | {'alive', lease_until}
+TASK_FINISH = Script(
+    "meta stream",
+    "now_ms:n ttl_ms:n maxlen status error_json finish_json expired_before:n phase",
+    """
+local st = redis.call('HMGET', meta, 'status', 'lease_until', 'phase', 'result_applied')
+if st[1] ~= 'running' then return {'not-running'} end
+if expired_before > 0 then
+  local lease = tonumber(st[2] or '0') or 0
+  if lease > expired_before or st[3] ~= phase then return {'alive', tostring(lease)} end
+end
+local applied = st[4] == '1'
+if not applied then append(stream, maxlen, closing) end
+redis.call('HSET', meta, 'status', status, 'finished_at', now_ms, 'lease_until', 0)
+if error_json ~= '' then append(stream, maxlen, {error_json}) end
+append(stream, maxlen, {finish_json})
+keep_alive(meta, stream, ttl_ms, now_ms)
+return {'finished', applied and '1' or '0'}
+""",
+    rest="closing",
+)
+
+# Deleting a session's tasks: the stream goes at once, so no reader gets it again.
+TASK_DELETE = Script(
+    "meta stream",
+    "",
+    """
+return redis.call('DEL', meta, stream)
+""",
+)
+
+
+# --- Sessions' running tasks (keys: one session's slot) -------------------------------------
+# A session runs one turn at a time: the pointer names it. A pointer to a task that is no
+# longer running (a crash between the two writes of a finish) does not hold the session.
+# → false when claimed, else the id of the turn that holds it
+SESSION_CLAIM_TURN = Script(
+    "pointer",
+    "ttl_ms:n task_id expected",
+    """
+local current = redis.call('GET', pointer)
+if current and current ~= expected then return current end
+redis.call('SET', pointer, task_id, 'PX', ttl_ms)
+return false
+""",
+)
+
+# Extends the pointer only while it names this task.
+SESSION_EXTEND_TURN = Script(
+    "pointer",
+    "ttl_ms:n task_id",
+    """
+if redis.call('GET', pointer) == task_id then return redis.call('PEXPIRE', pointer, ttl_ms) end
+return 0
+""",
+)
+
+SESSION_RELEASE_TURN = Script(
+    "pointer",
+    "task_id",
+    """
+if redis.call('GET', pointer) == task_id then return redis.call('DEL', pointer) end
+return 0
+""",
+)
+
+# The session's pending operations: a set, so none blocks a new turn and all stay findable.
+SESSION_ADD_OPERATION = Script(
+    "operations",
+    "ttl_ms:n task_id",
+    """
+redis.call('SADD', operations, task_id)
+if redis.call('PTTL', operations) < ttl_ms then redis.call('PEXPIRE', operations, ttl_ms) end
+return 1
+""",
+)
+
+
+# --- Completions (keys: the completions tag) ------------------------------------------------
+# A webhook delivery queued once per (operation, webhook id); a repeat gets the first answer.
+# Never trimmed here: an entry leaves the stream only once acknowledged (see the sweeper).
+# → {answer JSON, 1 if queued now}
+COMPLETION_ENQUEUE_ONCE = Script(
+    "seen completions",
+    "answer_json entry_json dedupe_seconds",
+    """
+local first = redis.call('GET', seen)
+if first then return {first, 0} end
+redis.call('XADD', completions, '*', 'data', entry_json)
+redis.call('SET', seen, answer_json, 'EX', dedupe_seconds)
+return {answer_json, 1}
+""",
+)
+
+COMPLETION_DEAD_LETTER = Script(
+    "completions dead failures",
+    "now_ms maxlen group entry_id data deliveries reason",
+    """
+redis.call('XADD', dead, 'MAXLEN', '~', maxlen, '*', 'entry_id', entry_id, 'data', data,
+           'deliveries', deliveries, 'reason', reason, 'dead_lettered_at', now_ms)
+redis.call('XACK', completions, group, entry_id)
+redis.call('HDEL', failures, entry_id)
+return 1
+""",
+)
