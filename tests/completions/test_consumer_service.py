@@ -22,6 +22,7 @@ async def test_the_consumer_survives_a_redis_restart_and_goes_back_to_work(
     model, settings_env, tmp_path, caplog
 ):
     server = EmbeddedRedis(data_dir=tmp_path / "redis", persist=True).start()
+    service = ConsumerService(block_ms=200, max_backoff=0.5)
     try:
         settings_env(redis_url=server.url, redis_connect_timeout=0.3, redis_socket_timeout=1)
         reset_clients()
@@ -50,7 +51,6 @@ async def test_the_consumer_survives_a_redis_restart_and_goes_back_to_work(
         )
         await tasks.await_operation(task)
 
-        service = ConsumerService(block_ms=200, max_backoff=0.5)
         service.start()
         await asyncio.wait_for(service.healthy.wait(), 10)
 
@@ -66,7 +66,7 @@ async def test_the_consumer_survives_a_redis_restart_and_goes_back_to_work(
         # Queued without waking a worker: the service is what finds it.
         message = CompletionMessage.now(task.operation_id, task.task_id, True, {"ok": True}, None)
         await get_redis().xadd(keys.COMPLETIONS, {"data": message.model_dump_json()})
-        for _ in range(100):
+        for _ in range(300):  # the continuation runs as a job of its own
             if (await registry.get_task(task.task_id)).status != "running":
                 break
             await asyncio.sleep(0.1)
@@ -76,6 +76,6 @@ async def test_the_consumer_survives_a_redis_restart_and_goes_back_to_work(
             stored.messages[2].content == '{"ok": true}'
             and stored.messages[-1].content == "Back in business."
         )
-        await service.stop()
     finally:
+        await service.stop()
         server.stop()
