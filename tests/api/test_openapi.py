@@ -129,7 +129,7 @@ def test_the_webhook_documents_the_standard_webhooks_headers_and_its_body(spec) 
     assert set(headers) == {"webhook-id", "webhook-timestamp", "webhook-signature"}
     assert all(h["required"] for h in headers.values())
     body = webhook["requestBody"]["content"]["application/json"]["schema"]
-    assert body["required"] == ["success"]
+    assert body["required"] == ["operation_id", "success"]
     assert set(webhook["responses"]) == {"200", "202", "401", "404", "413", "422", "503"}
 
 

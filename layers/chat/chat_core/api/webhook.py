@@ -76,7 +76,7 @@ def _verifier() -> Webhook:
                 401: "INVALID_SIGNATURE",
                 404: "OPERATION_NOT_FOUND",
                 413: "BODY_TOO_LARGE",
-                422: "INVALID_COMPLETION",
+                422: ("INVALID_COMPLETION", "OPERATION_MISMATCH"),
                 503: "WEBHOOK_NOT_CONFIGURED",
             }
         ),
