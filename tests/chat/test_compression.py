@@ -21,7 +21,8 @@ FILLER = " ".join(["detail"] * 40)
 
 
 @pytest.fixture
-def small_window(model, settings_env):
+def small_window(store_backend, model, settings_env):
+    """On either session store (the summary cache is Redis's either way)."""
     # With the tools offered, a model call may use about 1,900 tokens of history.
     settings_env(context_window_tokens=3_200, max_output_tokens=200, title_model=SUMMARISER)
     return model

@@ -94,10 +94,5 @@ def _answer(understanding: BusinessUnderstanding | None) -> UnderstandingAnswer:
 
 
 def _summary(agent: LibraryAgent) -> LibraryAgentSummary:
-    return LibraryAgentSummary(
-        agent_id=agent.agent_id,
-        name=agent.name,
-        description=agent.description,
-        link=agent.link,
-        created_at=agent.created_at,
-    )
+    fields = agent.model_dump(include={"agent_id", "name", "description", "created_at"})
+    return LibraryAgentSummary(**fields, link=agent.link)
