@@ -31,6 +31,8 @@ def test_a_result_that_is_json_text_is_redacted_inside():
     text = json.dumps({"client_secret": "s", "ok": True})
     assert json.loads(redact(text)) == {"client_secret": REDACTED, "ok": True}
     assert redact("{not json") == "{not json" and redact("plain words") == "plain words"
+    clean = '{"ok":  true}'
+    assert redact(clean) is clean  # nothing to hide: the text is left exactly as it was
 
 
 def test_empty_values_stay_empty_and_other_types_pass(settings_env):

@@ -40,7 +40,9 @@ def _redact(value: Any, sensitive: tuple[str, ...]) -> Any:
             parsed = json.loads(value)
         except json.JSONDecodeError:
             return value
-        return json.dumps(_redact(parsed, sensitive), ensure_ascii=False)
+        redacted = _redact(parsed, sensitive)
+        # Unchanged text stays byte for byte what the tool said.
+        return value if redacted == parsed else json.dumps(redacted, ensure_ascii=False)
     return value
 
 
