@@ -99,6 +99,12 @@ def test_sse_routes_declare_the_chunk_union(spec) -> None:
             "x-vercel-ai-ui-message-stream",
         }
     assert streamed == SSE_OPERATIONS | {("get", "/api/chat/events")}
+    for method, path in SSE_OPERATIONS - {
+        ("post", "/api/chat"),
+        ("post", "/api/chat/sessions/{session_id}/stream"),
+    }:
+        names = {p["name"] for p in spec["paths"][path][method]["parameters"]}
+        assert {"last_message_id", "Last-Event-ID"} <= names, path
 
     schemas = spec["components"]["schemas"]
     standard, data = schemas["UIMessageChunk"]["anyOf"]
@@ -221,3 +227,9 @@ async def test_the_errors_the_server_answers_are_the_declared_ones(api, settings
         error = ErrorResponse.model_validate(answer.json())
         assert error.detail.code == code, (url, answer.text)
         assert code in declared[status]["x-error-codes"], (url, status, code)
+
+
+async def test_a_method_a_path_lacks_is_405_with_allow(api) -> None:
+    answer = await api.put("/api/chat/config/ttl")
+    assert answer.status_code == 405 and answer.headers["allow"] == "GET"
+    assert answer.json()["detail"]["code"] == "METHOD_NOT_ALLOWED"

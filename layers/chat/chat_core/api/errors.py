@@ -7,6 +7,7 @@ Another user's session or task is "not found", word for word like one that does 
 
 from __future__ import annotations
 
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -73,4 +74,5 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(exc.status_code, "ERROR")
-        return error_response(exc.status_code, code, str(exc.detail))
+        # Starlette's headers stay: a 405 must say what is Allowed (RFC 9110).
+        return error_response(exc.status_code, code, str(exc.detail), exc.headers)

@@ -27,13 +27,13 @@ from ..protocol import sse
 from ..settings import get_settings
 from .errors import ApiError
 
-_ENTRY_ID = re.compile(r"^\d+(-\d+)?$")
+ENTRY_ID = re.compile(r"^\d+(-\d+)?$")
 
 
 def resolve_cursor(request: Request, last_message_id: str | None) -> str:
     """`?last_message_id=` wins over `Last-Event-ID`; neither means from the beginning."""
     cursor = last_message_id or request.headers.get("last-event-id") or "0-0"
-    if not _ENTRY_ID.match(cursor):
+    if not ENTRY_ID.match(cursor):
         raise ApiError(
             422, "INVALID_CURSOR", f"{cursor!r} is not a stream entry id like 1732200000000-0."
         )

@@ -23,12 +23,26 @@ from .errors import TASK_EXPIRED, TASK_NOT_FOUND
 from .identity import UserId
 from .openapi import UI_MESSAGE_STREAM, EventStream, responses
 from .paths import SessionId, TaskId
-from .reading import resolve_cursor, task_stream_response
+from .reading import ENTRY_ID, resolve_cursor, task_stream_response
 from .sessions import load_session
 
 router = APIRouter(tags=["tasks"])
 
-Cursor = Annotated[str | None, Query(description="Resume after this entry id (else Last-Event-ID)")]
+_RESUME_AFTER = "Resume after this stream entry id (an SSE event's `id:`)"
+Cursor = Annotated[
+    str | None,
+    Query(
+        description=f"{_RESUME_AFTER}; wins over Last-Event-ID",
+        json_schema_extra={"pattern": ENTRY_ID.pattern},
+    ),
+]
+# Read by resolve_cursor from the request, as EventSource sends it on reconnecting.
+_LAST_EVENT_ID = {
+    "parameters": [
+        {"name": "Last-Event-ID", "in": "header", "required": False, "description": _RESUME_AFTER,
+         "schema": {"type": "string", "pattern": ENTRY_ID.pattern}}
+    ]
+}  # fmt: skip
 STATUS = "running, completed, failed or cancelled"
 
 
@@ -81,7 +95,12 @@ async def task_status(task_id: TaskId, user_id: UserId) -> dict[str, Any]:
     }
 
 
-@router.get("/tasks/{task_id}/stream", response_class=EventStream, responses=_READ)
+@router.get(
+    "/tasks/{task_id}/stream",
+    response_class=EventStream,
+    responses=_READ,
+    openapi_extra=_LAST_EVENT_ID,
+)
 async def task_stream(
     task_id: TaskId, request: Request, user_id: UserId, last_message_id: Cursor = None
 ) -> Response:
@@ -106,14 +125,24 @@ async def _resume(
     return await task_stream_response(task, cursor)
 
 
-@router.get("/sessions/{session_id}/stream", response_class=EventStream, responses=_RESUME)
+@router.get(
+    "/sessions/{session_id}/stream",
+    response_class=EventStream,
+    responses=_RESUME,
+    openapi_extra=_LAST_EVENT_ID,
+)
 async def resume_session(
     session_id: SessionId, request: Request, user_id: UserId, last_message_id: Cursor = None
 ) -> Response:
     return await _resume(session_id, request, user_id, last_message_id)
 
 
-@router.get("/{session_id}/stream", response_class=EventStream, responses=_RESUME)
+@router.get(
+    "/{session_id}/stream",
+    response_class=EventStream,
+    responses=_RESUME,
+    openapi_extra=_LAST_EVENT_ID,
+)
 async def resume_ai_sdk(
     session_id: SessionId, request: Request, user_id: UserId, last_message_id: Cursor = None
 ) -> Response:
