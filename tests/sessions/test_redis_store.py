@@ -12,7 +12,7 @@ from chat_core.redis_client import get_redis
 from chat_core.sessions import ChatMessage, Usage
 from chat_core.sessions.redis_store import RedisSessionStore
 
-pytestmark = pytest.mark.both
+pytestmark = [pytest.mark.both, pytest.mark.valkey]  # also on a standalone Valkey
 
 
 @pytest.fixture
