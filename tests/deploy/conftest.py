@@ -22,7 +22,7 @@ import re
 import threading
 import uuid
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -192,6 +192,36 @@ class SseBody:
     @property
     def text(self) -> str:
         return "".join(c["delta"] for c in self.chunks if c["type"] == "text-delta")
+
+
+def adapter_request(event: dict[str, Any], **headers: str) -> dict[str, Any]:
+    """A REST API event as the Lambda Web Adapter forwards it to the app (httpx arguments):
+    plain HTTP, the request context in `x-amzn-request-context`."""
+    skip = ("host", "content-length", "accept-encoding")
+    forwarded = {k: v for k, v in event["headers"].items() if k.lower() not in skip}
+    forwarded["x-amzn-request-context"] = json.dumps(event["requestContext"])
+    query = "&".join(f"{k}={v}" for k, v in (event.get("queryStringParameters") or {}).items())
+    return {
+        "method": event["httpMethod"],
+        "url": event["path"] + (f"?{query}" if query else ""),
+        "headers": {**forwarded, **headers},
+        "content": (event.get("body") or "").encode(),
+    }
+
+
+async def read_until(lines: AsyncIterator[str], body: SseBody, stop: str) -> None:
+    """Read SSE lines into `body` until an event whose data contains `stop`."""
+    block: list[str] = []
+    async for line in lines:
+        if line:
+            block.append(line)
+            continue
+        parsed = SseBody.parse("\n".join(block))
+        block = []
+        body.events += parsed.events
+        if any(stop in data for _, data in parsed.events):
+            return
+    raise AssertionError(f"the stream ended before {stop!r}: {body.types}")
 
 
 def header(response: dict[str, Any], name: str) -> str | None:

@@ -44,7 +44,9 @@ from .conftest import (
     ROOT,
     TABLE,
     SseBody,
+    adapter_request,
     put_secrets,
+    read_until,
     resolved_environment,
     sample_event,
     stand_ins,
@@ -309,33 +311,6 @@ def start_function(world: World, tmp_path: Path) -> Iterator[Any]:
         process.wait(timeout=10)
 
 
-def as_the_adapter_forwards(event: dict[str, Any], **headers: str) -> dict[str, Any]:
-    skip = ("host", "content-length", "accept-encoding")
-    forwarded = {k: v for k, v in event["headers"].items() if k.lower() not in skip}
-    forwarded["x-amzn-request-context"] = json.dumps(event["requestContext"])
-    query = "&".join(f"{k}={v}" for k, v in (event.get("queryStringParameters") or {}).items())
-    return {
-        "method": event["httpMethod"],
-        "url": event["path"] + (f"?{query}" if query else ""),
-        "headers": {**forwarded, **headers},
-        "content": (event.get("body") or "").encode(),
-    }
-
-
-async def read_events(lines: AsyncIterator[str], body: SseBody, until: str) -> None:
-    block: list[str] = []
-    async for line in lines:
-        if line:
-            block.append(line)
-            continue
-        parsed = SseBody.parse("\n".join(block))
-        block = []
-        body.events += parsed.events
-        if any(until in data for _, data in parsed.events):
-            return
-    raise AssertionError(f"the stream ended before {until!r}: {body.types}")
-
-
 async def test_a_built_turn_streams_token_by_token_and_reconnects_from_a_cursor(
     world: World, start_function: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -358,16 +333,16 @@ async def test_a_built_turn_streams_token_by_token_and_reconnects_from_a_cursor(
     stream_start = start_function("stream_start")
     body = SseBody([])
     async with httpx.AsyncClient(base_url=stream_start, timeout=60) as client:
-        async with client.stream(**as_the_adapter_forwards(event)) as response:
+        async with client.stream(**adapter_request(event)) as response:
             assert response.status_code == 200, await response.aread()
             assert response.headers["content-type"].startswith("text/event-stream")
             task_id = response.headers["x-task-id"]
             lines = response.aiter_lines()
-            await read_events(lines, body, '"text-delta"')
+            await read_until(lines, body, '"text-delta"')
             # The model has not sent its last token yet, and the client already reads text.
             assert not world.model.gate.is_set()
             world.model.gate.set()
-            await read_events(lines, body, "[DONE]")
+            await read_until(lines, body, "[DONE]")
     assert body.types[0] == "start" and body.types[-1] == "finish"
     assert body.text == "Tokens arrive one by one, as they are written."
     [payload] = world.lambda_api.payloads
@@ -378,7 +353,7 @@ async def test_a_built_turn_streams_token_by_token_and_reconnects_from_a_cursor(
     # Reconnect from the cursor of the first text-delta: exactly what came after it.
     cursor = body.ids[body.types.index("text-delta")]
     reconnect = start_function("task_reconnect")
-    request = as_the_adapter_forwards(sample_event("task_reconnect"), **{"last-event-id": cursor})
+    request = adapter_request(sample_event("task_reconnect"), **{"last-event-id": cursor})
     request["url"] = f"/api/chat/tasks/{task_id}/stream"
     async with httpx.AsyncClient(base_url=reconnect, timeout=60) as client:
         resumed = await client.request(**request)

@@ -9,13 +9,12 @@ each REST API invocation into plain HTTP, the request context in `x-amzn-request
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,15 @@ from chat_core.protocol.chunks import TextDelta, TextEnd, TextStart
 
 from tests.fakes import FakeIssuer
 
-from .conftest import FUNCTIONS, SseBody, resolved_environment, sample_event, stand_ins
+from .conftest import (
+    FUNCTIONS,
+    SseBody,
+    adapter_request,
+    read_until,
+    resolved_environment,
+    sample_event,
+    stand_ins,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -79,39 +86,15 @@ def streaming_function(redis_target: Any, issuer: FakeIssuer, tmp_path: Path) ->
         log.close()
 
 
-def adapter_request() -> tuple[str, dict[str, str]]:
-    """The sample REST API event as the adapter forwards it."""
-    skip = ("host", "accept-encoding", "content-length")
-    headers = {k: v for k, v in EVENT["headers"].items() if k.lower() not in skip}
-    headers["x-amzn-request-context"] = json.dumps(EVENT["requestContext"])
-    query = "&".join(f"{k}={v}" for k, v in (EVENT["queryStringParameters"] or {}).items())
-    return f"{EVENT['path']}?{query}", headers
-
-
-async def read_until(lines: AsyncIterator[str], body: SseBody, stop: str) -> None:
-    """Read SSE lines into `body` until an event whose data contains `stop`."""
-    block: list[str] = []
-    async for line in lines:
-        if line:
-            block.append(line)
-            continue
-        parsed = SseBody.parse("\n".join(block))
-        block = []
-        body.events += parsed.events
-        if any(stop in data for _, data in parsed.events):
-            return
-    raise AssertionError(f"the stream ended before {stop!r}: {body.types}")
-
-
 async def test_a_running_turn_streams_to_its_end_on_one_connection(streaming_function: str) -> None:
     # No token: the reader is anonymous, so the task is one reachable through its id alone.
     task = await tasks.create_turn("s-streaming", None, task_id=TASK)  # opens with `start`
     await registry.publish_chunks(TASK, [TextStart(id="t1")])
-    path, headers = adapter_request()
+    request = adapter_request(EVENT)
 
     body = SseBody([])
     async with httpx.AsyncClient(base_url=streaming_function, timeout=15) as client:
-        async with client.stream("GET", path, headers=headers) as response:
+        async with client.stream(**request) as response:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
             assert response.headers["x-task-id"] == TASK

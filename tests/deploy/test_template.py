@@ -19,6 +19,7 @@ from cfnlint.api import lint
 from samtranslator.translator.transform import transform
 from starlette.routing import Match, compile_path
 
+from chat_core.api.app import ALL_ROUTERS, create_app
 from chat_core.sessions.dynamodb_table import TABLE_PROPERTIES
 from chat_core.settings import Settings
 from chat_core.worker.jobs import RunTurn, parse_job
@@ -61,6 +62,8 @@ CONTRACT_ROUTES = [
     ("GET", "/api/chat/events", "TaskReconnectFunction"),
     ("GET", "/api/chat/config/ttl", "SessionsFunction"),
     ("GET", "/api/chat/health", "SessionsFunction"),
+    ("GET", "/api/chat/users/me/understanding", "SessionsFunction"),
+    ("PUT", "/api/chat/users/me/understanding", "SessionsFunction"),
 ]
 # The routes whose answer is an SSE stream: they must stream in the default deployment.
 SSE_ROUTES = {
@@ -241,6 +244,18 @@ def test_every_contract_route_reaches_a_function_that_serves_it(
         p for m, p in declared(app) if m == method and compile_path(p)[0].match(concrete(path))
     )
     assert placeholders_normalized(first) == placeholders_normalized(path)
+
+
+def test_every_route_of_the_api_is_deployed() -> None:
+    """What the dev server serves (every router), the deployed API serves too."""
+    whole = create_app(*ALL_ROUTERS)
+    deployed = {(m, placeholders_normalized(p)) for m, p in routes()}
+    missing = [
+        f"{method} {path}"
+        for method, path in declared(whole)
+        if (method, placeholders_normalized(path)) not in deployed
+    ]
+    assert missing == []
 
 
 @pytest.mark.parametrize("folder", HTTP_FUNCTIONS)
