@@ -12,8 +12,8 @@ generated from and schemathesis can hold the server to.
 A route declares only what its own body can answer. What its dependencies raise (marked
 with `@declares`: the caller's identity, the id checkers), a bearer token (required or
 optional, from the identity dependency), 422 for invalid input and 413 for a body over
-the limit are added by `install_openapi(app)` from the route itself, so they cannot be
-forgotten. Every error is `ErrorResponse`, `{"detail": {"code", "message"}}`, with its codes
+the limit are added by `documented(router)` (which `create_app` applies) from the route
+itself, so they cannot be forgotten. Every error is `ErrorResponse`, `{"detail": {"code", "message"}}`, with its codes
 listed under each status (`x-error-codes`, and in the description); FastAPI's
 `HTTPValidationError` never appears, since it is not what a client gets.
 
@@ -71,6 +71,8 @@ class SseStream:
     """The last event's data is `[DONE]`, not JSON."""
     prefix: str = ""
     """Prepended to the item's own model names in components (a chunk `Error` is not ours)."""
+    headers: Mapping[str, Any] | None = None
+    """Response headers every such stream carries."""
 
     def schema_defs(self) -> dict[str, Any]:
         schema = TypeAdapter(self.item).json_schema(
@@ -102,6 +104,17 @@ UI_MESSAGE_STREAM = SseStream(
     item=Union[StandardChunk, Data],
     prefix="Chunk",
     done=True,
+    headers={
+        "X-Task-Id": {
+            "description": "The task this stream is",
+            "required": True,
+            "schema": {"type": "string"},
+        },
+        "x-vercel-ai-ui-message-stream": {
+            "required": True,
+            "schema": {"type": "string", "const": "v1"},
+        },
+    },
     description=(
         "The Vercel AI SDK UI message stream (`x-vercel-ai-ui-message-stream: v1`). Each event "
         "is `id: <stream entry id>` (the cursor to resume from, with Last-Event-ID or "
@@ -120,10 +133,6 @@ SESSION_EVENTS_STREAM = SseStream(
 )
 _STREAMS = (UI_MESSAGE_STREAM, SESSION_EVENTS_STREAM)
 
-_STREAM_HEADERS = {
-    "X-Task-Id": {"description": "The task this stream is", "schema": {"type": "string"}},
-    "x-vercel-ai-ui-message-stream": {"schema": {"type": "string", "const": "v1"}},
-}
 _RETRY_AFTER = {
     "Retry-After": {
         "description": "Seconds to wait before trying again",
@@ -149,8 +158,8 @@ def responses(
     }
     if stream is not None:
         ok: dict[str, Any] = {"content": {"text/event-stream": stream.media()}}
-        if stream is UI_MESSAGE_STREAM:
-            ok["headers"] = _STREAM_HEADERS
+        if stream.headers:
+            ok["headers"] = dict(stream.headers)
         out[200] = ok
     if empty is not None:
         out[204] = {"description": empty}
@@ -188,7 +197,7 @@ def webhook_request(body: type[BaseModel]) -> dict[str, Any]:
                 "schema": {"type": "string"},
             }
             for name, text in headers.items()
-        ],  # fmt: skip
+        ],
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": body.model_json_schema()}},
