@@ -3,11 +3,13 @@ buffered reads side by side; every assumption printed.
 
     .venv/bin/python -m bench cost          # `make bench`
 
-Measured here: a turn run on the in-process stack (embedded Redis, the scripted model
-answering ~200 tokens): the Redis commands and bytes it takes (`INFO commandstats`, `INFO
-stats`), counted per turn. Taken from template.yaml: each function's memory. Assumed (printed):
-the turn's length (20 s of model time), which invocations a turn makes, how long each lasts,
-DynamoDB requests per turn. Prices are data (bench/prices.json).
+Measured here: turns run on the in-process stack (embedded Redis, the scripted model answering
+~200 tokens, the worker's jobs run as dispatched): the Redis commands and bytes a turn takes
+(`INFO commandstats`, `INFO stats`), the worker invocations (jobs dispatched) and the model
+requests per turn. Taken from template.yaml: each function's memory; from the settings: the
+long-poll linger that sets how many buffered windows a turn needs. Assumed (printed): the
+turn's length (20 s of model time), how long the other invocations last, DynamoDB requests
+per turn. Prices are data (bench/prices.json); the model's own price is not counted.
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ import redis
 from samtranslator.yaml_helper import yaml_parse
 
 from bench._common import Target, check_targets, embedded_redis
+from chat_core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 TURNS_MEASURED = 20
 TURN_SECONDS = 20.0
+WORKER_EXTRA_SECONDS = 1.0  # claim, session load, saving the answer: around the model's time
+RECONNECT_SECONDS = 0.1  # a client's round trip to API Gateway between two windows
 MILLION = 1_000_000
 TARGETS = [Target("default_stream_usd_per_million_turns", "<", 250)]
 
@@ -40,7 +45,9 @@ def _memory_mb() -> dict[str, int]:
     }
 
 
-async def _turns(count: int) -> None:
+async def _turns(count: int) -> dict[str, float]:
+    """Run `count` turns; what one turn takes beyond Redis: worker invocations (jobs
+    dispatched) and model requests (the answer, a first turn's title)."""
     from chat_dev.scripted_model import ScriptedModelServer
 
     from chat_core import background
@@ -55,13 +62,23 @@ async def _turns(count: int) -> None:
         os.environ.update(CHAT_LLM_BASE_URL=model.base_url, CHAT_LLM_API_KEY="bench")
         get_settings.cache_clear()
         reset_llm_clients()
-        set_dispatcher(InProcessDispatcher(run_job))
+        jobs: list[str] = []
+
+        async def run_counted(job: Any) -> Any:
+            jobs.append(type(job).__name__)
+            return await run_job(job)
+
+        set_dispatcher(InProcessDispatcher(run_counted))
         answer = " ".join(f"token{i}" for i in range(200))
         for _ in range(count):
             model.reply_text(answer, stream=True)
             session = await get_session_store().create(None)
             await start_turn(session, "How do I file my taxes?", None)
             await background.drain(timeout=30)
+        return {
+            "worker_invocations": len(jobs) / count,
+            "model_requests": len(model.chat_requests) / count,
+        }
 
 
 def run() -> dict[str, Any]:
@@ -69,7 +86,7 @@ def run() -> dict[str, Any]:
     with embedded_redis() as server:
         with redis.Redis.from_url(server.url) as client:
             client.config_resetstat()
-            asyncio.run(_turns(TURNS_MEASURED))
+            per_turn = asyncio.run(_turns(TURNS_MEASURED))
             stats = client.info("commandstats")
             traffic = client.info("stats")
     commands = sum(v["calls"] for v in stats.values()) / TURNS_MEASURED
@@ -80,15 +97,25 @@ def run() -> dict[str, Any]:
     )
     memory = _memory_mb()
     gb = {k: v / 1024 for k, v in memory.items()}
+    settings = Settings()
+    # A buffered read answers once new entries exist plus the linger, and the client comes
+    # straight back: a window lasts about linger + one reconnect round trip.
+    window_seconds = settings.long_poll_linger_ms / 1000 + RECONNECT_SECONDS
+    windows = max(1, round(TURN_SECONDS / window_seconds))
+    invocations = per_turn["worker_invocations"]
     # Assumptions, printed with the table.
     assumptions = {
         "turn length (model streaming), s": TURN_SECONDS,
         "stream start holds the turn (streaming), s": TURN_SECONDS,
-        "worker runs the turn, s": TURN_SECONDS + 1.0,
-        "buffered: long-poll windows per turn (one per ~1.5 s of answer)": round(
-            TURN_SECONDS / 1.5
+        "worker: invocations per turn (measured)": invocations,
+        "worker: each lasts the turn plus, s": WORKER_EXTRA_SECONDS,
+        "model requests per turn (measured; the model's own price is not counted)": per_turn[
+            "model_requests"
+        ],
+        "buffered: window = long_poll_linger + a reconnect round trip, s": (
+            f"{settings.long_poll_linger_ms / 1000} + {RECONNECT_SECONDS}"
         ),
-        "buffered: one window's duration, s": 1.5,
+        "buffered: windows per turn": windows,
         "session reads per turn (GET /sessions/{id})": 1,
         "DynamoDB writes per turn (user msg, assistant msg, title, metadata)": 4,
         "DynamoDB reads per turn": 3,
@@ -107,21 +134,24 @@ def run() -> dict[str, Any]:
         )
 
     shared = {
-        "worker (Lambda)": lam("WorkerFunction", TURN_SECONDS + 1.0),
+        "worker (Lambda)": lam(
+            "WorkerFunction", TURN_SECONDS / invocations + WORKER_EXTRA_SECONDS, invocations
+        ),
         "sessions (Lambda + API)": lam("SessionsFunction", 0.1) + prices["apigateway_rest_request"],
         "DynamoDB": 4 * prices["dynamodb_write_request_unit"]
         + 3 * prices["dynamodb_read_request_unit"],
         "ElastiCache ECPU": (commands + kilobytes) * prices["elasticache_serverless_valkey_ecpu"],
     }
-    windows = assumptions["buffered: long-poll windows per turn (one per ~1.5 s of answer)"]
     modes = {
         "stream (default)": {
             "stream start (Lambda + API)": lam("StreamStartFunction", TURN_SECONDS)
             + prices["apigateway_rest_request"],
         },
         "buffered": {
-            "stream start + reconnect windows (Lambda + API)": lam("StreamStartFunction", 1.5)
-            + lam("TaskReconnectFunction", 1.5, windows - 1)
+            "stream start + reconnect windows (Lambda + API)": lam(
+                "StreamStartFunction", window_seconds
+            )
+            + lam("TaskReconnectFunction", window_seconds, windows - 1)
             + windows * prices["apigateway_rest_request"],
         },
     }

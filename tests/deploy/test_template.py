@@ -621,3 +621,19 @@ def test_the_worker_and_sweeper_samples_are_what_invokes_them() -> None:
     webhook = sample_event("webhook")["headers"]
     assert {"webhook-id", "webhook-timestamp", "webhook-signature"} <= set(webhook)
     assert webhook["webhook-signature"].startswith("v1,")
+
+
+def test_browsers_get_cors_from_preflights_and_from_the_gateways_own_errors() -> None:
+    body = translated()["Resources"]["ChatApi"]["Properties"]["Body"]
+    allow_origin = {"Fn::Sub": "'${AllowedOrigins}'"}
+    for path, operations in body["paths"].items():
+        preflight = operations["options"]["x-amazon-apigateway-integration"]
+        headers = preflight["responses"]["default"]["responseParameters"]
+        assert headers["method.response.header.Access-Control-Allow-Origin"] == allow_origin, path
+        assert "authorization" in headers["method.response.header.Access-Control-Allow-Headers"]
+    for kind in ("DEFAULT_4XX", "DEFAULT_5XX"):
+        answer = body["x-amazon-apigateway-gateway-responses"][kind]["responseParameters"]
+        assert answer["gatewayresponse.header.Access-Control-Allow-Origin"] == allow_origin
+    one_origin = re.compile(template()["Parameters"]["AllowedOrigins"]["AllowedPattern"])
+    assert one_origin.fullmatch("*") and one_origin.fullmatch("https://chat.example.com")
+    assert not one_origin.fullmatch("https://a.example,https://b.example")
