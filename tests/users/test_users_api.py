@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from chat_core.chat.prompts import FIRST_MEETING
+from chat_core.tools import ToolContext, default_tools
 from chat_core.users import BusinessUnderstanding
 from chat_dev.scripted_model import ToolCall
 from tests.api.test_sessions_api import SECRET, bearer
@@ -121,11 +122,25 @@ async def test_the_model_updates_the_understanding_with_its_tool(store_backend, 
     assert "Business: Crumb & Co" in turn_prompts(model)[-1]
 
 
-async def test_an_anonymous_user_cannot_be_remembered(store_backend, api, model):
+async def test_an_anonymous_user_is_not_offered_the_tool_and_cannot_be_remembered(
+    store_backend, api, model
+):
+    await turn(api, {}, "I run a bakery")
+    offered = [r for r in model.chat_requests if r.streaming][-1].tool_names
+    assert "find_agent" in offered and "update_business_understanding" not in offered
+    # A model calling it anyway gets a readable refusal, and nothing is kept.
     model.reply_tool_calls(
         ToolCall("update_business_understanding", {"industry": "bakery"}), stream=True
     )
     chunks = await turn(api, {}, "I run a bakery")
     errors = [c for c in chunks if c["type"] == "tool-output-error"]
-    assert len(errors) == 1 and "not signed in" in errors[0]["errorText"]
+    assert len(errors) == 1 and "update_business_understanding" in errors[0]["errorText"]
     assert FIRST_MEETING in turn_prompts(model)[-1]
+
+
+async def test_the_tool_refuses_an_anonymous_caller_itself(store_backend):
+    ctx = ToolContext(session_id="s1", user_id=None, task_id="t1", tool_call_id="c1")
+    outcome = await default_tools().execute(
+        "update_business_understanding", {"industry": "bakery"}, ctx
+    )
+    assert outcome.ok is False and "not signed in" in outcome.error

@@ -16,8 +16,9 @@ continues with their results, round after round, until it answers without tools 
 words). The assistant's words, its tool calls, the tool results and the token usage are
 saved to the session as they happen.
 
-Failures: 429, 5xx, connection errors and an overload reported mid-stream are retried with backoff — invisibly while the
-failed attempt had shown nothing, otherwise by closing that step and starting a new one.
+Failures: 429, 5xx, connection errors and an overload reported mid-stream are retried
+with backoff — invisibly while the failed attempt had shown nothing, otherwise by closing
+that step and starting a new one.
 Any other failure, or running out of retries, closes the open step and raises
 `TurnFailed` with a message a user can read. Cancellation (the task's cancel flag, or the
 process being cancelled) stops the model call and saves what was written so far, marked
@@ -114,7 +115,8 @@ async def stream_chat_completion(
     task_id: str | None = None,
     tools: ToolRegistry | None = None,
 ) -> AsyncIterator[Chunk]:
-    turn = _Turn(session_id, user_id, task_id, tools or tool_catalog.default_tools())
+    offered = tools or tool_catalog.default_tools(anonymous=user_id is None)
+    turn = _Turn(session_id, user_id, task_id, offered)
     async for chunk in turn.run(message, is_user_message, context):
         yield chunk
 
