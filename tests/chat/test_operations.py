@@ -155,7 +155,7 @@ async def test_a_long_tool_runs_in_the_worker_with_heartbeats_then_the_model_con
 ):
     settings_env(heartbeat_seconds=0.2)
     catalog = tools.ToolRegistry([SlowReport()])
-    monkeypatch.setattr(tools, "default_tools", lambda: catalog)
+    monkeypatch.setattr(tools, "default_tools", lambda **_: catalog)
     model.reply_tool_calls(
         ToolCall("slow_report", {"topic": "otters"}, id="call_slow"), stream=True
     )
