@@ -124,6 +124,15 @@ export class Conversation {
         part.errorText = chunk.errorText;
         break;
       }
+      case "data-operation-started": {
+        // The turn started a long operation: its card waits for the operation's task.
+        const owner = this.tools.get(chunk.data.toolCallId);
+        if (owner) {
+          setToolOutput(owner.part, { type: "operation_started", task_id: chunk.data.taskId });
+          touched.add(owner.message);
+        }
+        break;
+      }
       case "data-progress": {
         const owner = chunk.id && this.tools.get(chunk.id);
         if (owner) {

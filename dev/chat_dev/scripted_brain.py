@@ -14,6 +14,9 @@ The rules, first match wins:
 - the last message is a tool result → an answer built from the latest tool call results;
 - the user asks to find an agent and `find_agent` is offered → call it with a query;
 - the user asks to create an agent and `create_agent` is offered → call it;
+- the user asks to think it through → a few lines of reasoning (streamed as `reasoning`),
+  then the answer;
+- the user asks for Markdown → an answer with bold, a list, a code block, a table, a link;
 - otherwise a friendly answer of a few sentences about what the user said.
 
 The keyless dev server shows these answers to people, so they read like a polite assistant;
@@ -51,6 +54,9 @@ class ToolCall:
 class Reply:
     text: str = ""
     tool_calls: tuple[ToolCall, ...] = ()
+    reasoning: str = ""
+    """Streamed before the text, as OpenRouter's `delta.reasoning` (or `reasoning_field`)."""
+    reasoning_field: str = "reasoning"
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,39 @@ def answer(request: Request) -> Reply:
         return Reply(tool_calls=(ToolCall("find_agent", {"query": search_query(user_text)}),))
     if intent == "create" and "create_agent" in offered:
         return Reply(tool_calls=(ToolCall("create_agent", {"description": user_text.strip()}),))
+    if _THINK.search(user_text):
+        return Reply(reasoning=reasoning_for(user_text), text=friendly_answer(user_text, offered))
+    if _MARKDOWN.search(user_text):
+        return Reply(text=MARKDOWN_ANSWER)
     return Reply(text=friendly_answer(user_text, offered, intent))
+
+
+_THINK = re.compile(r"\bthink\b|\breason(?:ing)?\b", re.I)
+_MARKDOWN = re.compile(r"\bmarkdown\b", re.I)
+
+MARKDOWN_ANSWER = """Here is **Markdown**, as a real model often writes it:
+
+- a list item with `inline code`
+- a [link to the AI SDK](https://ai-sdk.dev)
+
+```python
+def greet(name: str) -> str:
+    return f"Hello, {name}!"
+```
+
+| tool | runs |
+| --- | --- |
+| find_agent | at once |
+| create_agent | for minutes |
+"""
+
+
+def reasoning_for(user_text: str) -> str:
+    topic = _shorten(user_text, 60)
+    return (
+        f'The user wrote "{topic}". I should answer plainly and say what I am. '
+        "A short, friendly reply is best."
+    )
 
 
 # --- reading the request ----------------------------------------------------------------

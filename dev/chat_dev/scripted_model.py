@@ -84,11 +84,18 @@ class _Says(_Behaviour):
     """Neither text nor tool_calls: the brain decides what is said."""
     delay_ms: int | None = Field(None, ge=0)
     """Pause between streamed chunks; None: the server's default."""
+    reasoning: str | None = None
+    reasoning_field: Literal["reasoning", "reasoning_content"] = "reasoning"
 
     def reply(self) -> Reply | None:
         if self.text is None and self.tool_calls is None:
             return None
-        return Reply(text=self.text or "", tool_calls=tuple(self.tool_calls or ()))
+        return Reply(
+            text=self.text or "",
+            tool_calls=tuple(self.tool_calls or ()),
+            reasoning=self.reasoning or "",
+            reasoning_field=self.reasoning_field,
+        )
 
 
 class ReplyWith(_Says):

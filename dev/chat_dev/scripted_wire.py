@@ -178,6 +178,8 @@ class Completion:
         if self.reply.text or not self.reply.tool_calls:
             yield self.chunk({"role": "assistant", "content": ""})
             first = {}
+        for piece in text_pieces(self.reply.reasoning, rng):
+            yield self.chunk({self.reply.reasoning_field: piece})
         for piece in text_pieces(self.reply.text, rng):
             yield self.chunk({"content": piece})
         for index, (call_id, call) in enumerate(zip(self.call_ids, self.reply.tool_calls)):

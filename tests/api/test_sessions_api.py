@@ -78,6 +78,19 @@ async def test_anonymous_sessions_are_reachable_by_id_and_can_be_claimed(api, au
     assert again.status_code == 404
 
 
+async def test_rename_sets_the_title_for_its_owner_only(api, auth):
+    session = (await api.post("/api/chat/sessions", headers=auth("alice"))).json()["id"]
+    path = f"/api/chat/sessions/{session}"
+    renamed = await api.patch(path, json={"title": "Tax questions"}, headers=auth("alice"))
+    assert renamed.status_code == 200 and renamed.json()["title"] == "Tax questions"
+    assert (await api.get(path, headers=auth("alice"))).json()["title"] == "Tax questions"
+    other = await api.patch(path, json={"title": "Mine now"}, headers=auth("mallory"))
+    assert other.status_code == 404 and other.json()["detail"]["code"] == "SESSION_NOT_FOUND"
+    empty = await api.patch(path, json={"title": ""}, headers=auth("alice"))
+    assert empty.status_code == 422 and empty.json()["detail"]["code"] == "INVALID_REQUEST"
+    assert (await api.get(path, headers=auth("alice"))).json()["title"] == "Tax questions"
+
+
 async def test_delete_answers_204_and_the_session_is_gone(api, auth):
     session = (await api.post("/api/chat/sessions", headers=auth("alice"))).json()["id"]
     deleted = await api.delete(f"/api/chat/sessions/{session}", headers=auth("alice"))
@@ -141,6 +154,7 @@ async def test_openapi_describes_every_route(api):
     assert {
         "/api/chat/sessions", "/api/chat/sessions/{session_id}", "/api/chat/sessions/{session_id}/stream",
         "/api/chat/sessions/{session_id}/assign-user", "/api/chat", "/api/chat/{session_id}/stream",
+        "/api/chat/sessions/{session_id}/messages", "/api/chat/{session_id}/stop",
         "/api/chat/tasks/{task_id}", "/api/chat/tasks/{task_id}/stream", "/api/chat/tasks/{task_id}/cancel",
         "/api/chat/operations/{operation_id}/complete", "/api/chat/events", "/api/chat/health", "/api/chat/config/ttl",
     } <= set(spec["paths"])  # fmt: skip

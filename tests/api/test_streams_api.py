@@ -182,12 +182,19 @@ async def test_the_ai_sdk_transport_works_unchanged(api, model):
     }
     response = await api.post("/api/chat", json=body)
     assert response.status_code == 200
-    assert_valid_turn(sse_chunks(response.text))
+    first = sse_chunks(response.text)
+    assert_valid_turn(first)
     session = (await api.get("/api/chat/sessions/chat-from-the-browser")).json()
     assert [m["content"] for m in session["messages"]][0] == "Hi! What can you do?"
-    # The client posts the whole history; the server keeps its own and takes the last user message.
+    # The client posts the whole history; the server keeps its own and takes the last user
+    # message. The client's copy of the answer is known by its id (the stream's messageId).
+    answer_id = first[0]["messageId"]
     body["messages"] += [
-        {"id": "m2", "role": "assistant", "parts": [{"type": "text", "text": "(client copy)"}]},
+        {
+            "id": answer_id,
+            "role": "assistant",
+            "parts": [{"type": "text", "text": "(client copy)"}],
+        },
         {"id": "m3", "role": "user", "parts": [{"type": "text", "text": "Tell me more"}]},
     ]
     assert (await api.post("/api/chat", json=body)).status_code == 200
@@ -218,7 +225,8 @@ async def test_an_ai_sdk_chat_id_of_another_user_is_not_found(api, settings_env)
 
     settings_env(jwt_secret=SECRET)
     owned = (await api.post("/api/chat/sessions", headers=bearer("alice"))).json()["id"]
-    body = {"id": owned, "messages": [{"role": "user", "parts": [{"type": "text", "text": "hi"}]}]}
+    hi = {"id": "m1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}
+    body = {"id": owned, "messages": [hi]}
     response = await api.post("/api/chat", json=body, headers=bearer("mallory"))
     assert response.status_code == 404 and response.json()["detail"]["code"] == "SESSION_NOT_FOUND"
 
@@ -253,7 +261,7 @@ async def test_bad_input_gets_a_clear_error_and_nothing_is_saved(api, body, stat
 async def test_an_ai_sdk_request_without_a_user_message_is_invalid(api):
     body = {
         "id": "c1",
-        "messages": [{"role": "assistant", "parts": [{"type": "text", "text": "hi"}]}],
+        "messages": [{"id": "a1", "role": "assistant", "parts": [{"type": "text", "text": "hi"}]}],
     }
     response = await api.post("/api/chat", json=body)
     assert response.status_code == 422 and response.json()["detail"]["code"] == "NO_USER_MESSAGE"

@@ -12,6 +12,7 @@ from chat_core import keys, registry, tasks, tools
 from chat_dev.scripted_model import ToolCall
 from chat_core.redis_client import get_redis
 from chat_core.sessions import get_session_store
+from tests.completions.test_flow import operation_started
 from chat_core.tools import Tool, ToolContext
 from chat_core.worker.dispatch import set_dispatcher
 from chat_core.worker.jobs import RunTool
@@ -48,8 +49,8 @@ async def test_a_delegated_operation_starts_and_the_turn_answers_at_once(
     session, turn = await run_create_agent_turn(dispatched, model)
     chunks = await stream_of(turn.task_id)
     assert_valid_turn(chunks)
-    started = next(c for c in chunks if c["type"] == "tool-output-available")["output"]
-    assert started["type"] == "operation_started" and started["tool_name"] == "create_agent"
+    started = operation_started(chunks)
+    assert started["tool_name"] == "create_agent" and started["tool_call_id"] == "call_create_1"
 
     # The external service was asked, with where to call back.
     [request] = agent_generator.requests
@@ -79,8 +80,9 @@ async def test_a_delegated_operation_starts_and_the_turn_answers_at_once(
     active, _ = await tasks.active_task(session.session_id, "u1")
     assert active.task_id == operation.task_id
     stored = await get_session_store().get(session.session_id, "u1")
-    pending = json.loads(stored.messages[-1].content)
-    assert stored.messages[-1].role == "tool" and pending["type"] == "operation_pending"
+    said = [m for m in stored.messages if not m.is_view]
+    pending = json.loads(said[-1].content)
+    assert said[-1].role == "tool" and pending["type"] == "operation_pending"
     assert (
         await get_redis().exists(keys.running_operation(session.session_id, "call_create_1")) == 1
     )
@@ -177,7 +179,7 @@ async def test_a_long_tool_runs_in_the_worker_with_heartbeats_then_the_model_con
     stored = await get_session_store().get(session.session_id, "u1")
     result = next(m for m in stored.messages if m.role == "tool")
     assert json.loads(result.content) == {"report": "All about otters"}
-    assert stored.messages[-1].content == "Here is your otter report."
+    assert [m for m in stored.messages if not m.is_view][-1].content == "Here is your otter report."
     assert await get_redis().exists(keys.running_operation(session.session_id, "call_slow")) == 0
     assert (await registry.get_task(turn.task_id)).status == "completed"
 

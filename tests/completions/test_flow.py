@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.both, pytest.mark.redis7, pytest.mark.valkey]
 
 
 async def start_agent_creation(api, model) -> dict:
-    """A turn whose model calls create_agent; returns the operation_started output."""
+    """A turn whose model calls create_agent; returns what data-operation-started names."""
     session = (await api.post("/api/chat/sessions")).json()["id"]
     model.reply_tool_calls(
         ToolCall("create_agent", {"description": "Chase my unpaid invoices"}), stream=True
@@ -42,9 +42,21 @@ async def start_agent_creation(api, model) -> dict:
     )
     chunks = sse_chunks(response.text)
     assert_valid_turn(chunks)
-    started = next(c for c in chunks if c["type"] == "tool-output-available")["output"]
-    assert started["type"] == "operation_started"
+    started = operation_started(chunks)
+    assert started["tool_name"] == "create_agent"
+    assert not [c for c in chunks if c["type"] == "tool-output-available"]  # the tool is pending
     return {**started, "session_id": session}
+
+
+def operation_started(chunks: list[dict]) -> dict:
+    """The operation a turn's stream says it started (its `data-operation-started`)."""
+    data = next(c for c in chunks if c["type"] == "data-operation-started")["data"]
+    return {
+        "operation_id": data["operationId"],
+        "task_id": data["taskId"],
+        "tool_name": data["toolName"],
+        "tool_call_id": data["toolCallId"],
+    }
 
 
 async def webhook(api, operation_id: str, payload: dict, webhook_id: str | None = None):

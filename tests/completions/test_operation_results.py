@@ -14,7 +14,7 @@ from chat_core.users import get_user_store
 from chat_dev.scripted_model import ToolCall
 from tests.api.test_sessions_api import SECRET, bearer
 from tests.chunk_rules import assert_valid_turn
-from tests.completions.test_flow import webhook
+from tests.completions.test_flow import operation_started, webhook
 from tests.conftest import sse_chunks
 
 SECRETS = ("sk-live-123", "hunter2", "Bearer eyJ.secret")
@@ -47,9 +47,8 @@ async def start_agent_creation(api, model, headers: dict[str, str]) -> dict:
         json={"message": "Build me an invoice agent"},
         headers=headers,
     )
-    started = next(c for c in sse_chunks(response.text) if c["type"] == "tool-output-available")
-    assert started["output"]["type"] == "operation_started"
-    return {**started["output"], "session_id": session}
+    started = operation_started(sse_chunks(response.text))
+    return {**started, "session_id": session}
 
 
 async def finish(api, model, op: dict, result: dict, headers: dict[str, str]) -> list[dict]:

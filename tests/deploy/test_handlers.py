@@ -195,9 +195,18 @@ def test_stream_start_dispatches_the_worker_function_and_the_turn_completes_ther
         202,
     )
     job = parse_job(invocation.payload)
-    assert job == RunTurn(task_id=task_id, context={"url": "https://chat.example.com/agents"})
+    assert isinstance(job, RunTurn) and job.message_id  # the assistant message's id
+    assert job == RunTurn(
+        task_id=task_id,
+        context={"url": "https://chat.example.com/agents"},
+        message_id=job.message_id,
+    )
     # The sample worker event is exactly what the dispatcher sends, for its task.
-    assert json.loads(invocation.payload) == {**sample_event("worker"), "task_id": task_id}
+    assert json.loads(invocation.payload) == {
+        **sample_event("worker"),
+        "task_id": task_id,
+        "message_id": job.message_id,
+    }
 
     deploy_env("WorkerFunction")
     outcome = load_handler("worker").handler(json.loads(invocation.payload), context("worker"))

@@ -46,15 +46,18 @@ CONTRACT_ROUTES = [
     ("GET", "/api/chat/sessions", "SessionsFunction"),
     ("GET", "/api/chat/sessions/{session_id}", "SessionsFunction"),
     ("DELETE", "/api/chat/sessions/{session_id}", "SessionsFunction"),
+    ("PATCH", "/api/chat/sessions/{session_id}", "SessionsFunction"),
     ("PATCH", "/api/chat/sessions/{session_id}/assign-user", "SessionsFunction"),
     ("GET", "/api/chat/users/me/understanding", "SessionsFunction"),
     ("PUT", "/api/chat/users/me/understanding", "SessionsFunction"),
     ("GET", "/api/chat/users/me/agents", "SessionsFunction"),
     ("GET", "/api/chat/users/me/agents/{agent_id}", "SessionsFunction"),
+    ("GET", "/api/chat/sessions/{session_id}/messages", "SessionsFunction"),
     ("POST", "/api/chat/sessions/{session_id}/stream", "StreamStartFunction"),
     ("GET", "/api/chat/sessions/{session_id}/stream", "TaskReconnectFunction"),
     ("POST", "/api/chat", "StreamStartFunction"),
     ("GET", "/api/chat/{session_id}/stream", "TaskReconnectFunction"),
+    ("POST", "/api/chat/{session_id}/stop", "TaskReconnectFunction"),
     ("GET", "/api/chat/tasks/{task_id}", "TaskReconnectFunction"),
     ("GET", "/api/chat/tasks/{task_id}/stream", "TaskReconnectFunction"),
     ("POST", "/api/chat/tasks/{task_id}/cancel", "TaskReconnectFunction"),
@@ -75,7 +78,13 @@ SSE_ROUTES = {
     ("GET", "/api/chat/events"),
 }
 DISPATCHERS = {"StreamStartFunction", "WebhookFunction", "WorkerFunction", "SweeperFunction"}
-SESSION_WRITERS = {"StreamStartFunction", "SessionsFunction", "WorkerFunction", "SweeperFunction"}
+SESSION_WRITERS = {
+    "StreamStartFunction",
+    "TaskReconnectFunction",  # resume and stop read the history and may store a folded message
+    "SessionsFunction",
+    "WorkerFunction",
+    "SweeperFunction",
+}
 MODEL_CALLERS = {"WorkerFunction", "SweeperFunction"}
 # SAM inlines some parameters into the API body at transform time, so the translated
 # template no longer references them; with real parameter values they are used.

@@ -220,7 +220,7 @@ def test_resumed_turn_rebuilds_the_same_message(dev_server: DevServer) -> None:
 
 
 def test_operation_finished_by_webhook(dev_server: DevServer) -> None:
-    """create_agent: the turn says the operation started; the operation's own task, read
+    """create_agent: the turn says the operation started (its tool pending); the operation's own task, read
     after the fake generator's signed webhook, holds the tool's input, its result and the
     model's continuation, and is a whole message on its own."""
     session_id = new_session(dev_server)
@@ -229,9 +229,10 @@ def test_operation_finished_by_webhook(dev_server: DevServer) -> None:
         "operation-turn",
     )
     [tool] = parts_of(turn["message"], "tool-create_agent")
-    assert tool["state"] == "output-available"
-    assert tool["output"]["type"] == "operation_started"
-    operation_task = tool["output"]["task_id"]
+    assert tool["state"] == "input-available"  # pending: the result comes in the operation's task
+    [started] = parts_of(turn["message"], "data-operation-started")
+    assert started["data"]["toolCallId"] == tool["toolCallId"]
+    operation_task = started["data"]["taskId"]
 
     deadline = time.monotonic() + 30
     while httpx.get(f"{dev_server.api}/tasks/{operation_task}").json()["status"] == "running":
@@ -259,7 +260,7 @@ def test_operation_finished_by_webhook(dev_server: DevServer) -> None:
         post_turn(dev_server, failing, "Create an agent that [fail] at everything"),
         "failing-operation-turn",
     )
-    operation_task = parts_of(turn["message"], "tool-create_agent")[0]["output"]["task_id"]
+    operation_task = parts_of(turn["message"], "data-operation-started")[0]["data"]["taskId"]
     wait_until_done(dev_server, operation_task)
     message = assemble(read_task(dev_server, operation_task), "failing-operation-task")["message"]
     [failed] = parts_of(message, "tool-create_agent")

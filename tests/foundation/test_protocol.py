@@ -36,6 +36,9 @@ EXPECTED = [
         c.ToolOutputError(tool_call_id="call_1", error_text="boom"),
         {"type": "tool-output-error", "toolCallId": "call_1", "errorText": "boom"},
     ),
+    (c.ReasoningStart(id="r1"), {"type": "reasoning-start", "id": "r1"}),
+    (c.ReasoningDelta(id="r1", delta="hm"), {"type": "reasoning-delta", "id": "r1", "delta": "hm"}),
+    (c.ReasoningEnd(id="r1"), {"type": "reasoning-end", "id": "r1"}),
     (c.FinishStep(), {"type": "finish-step"}),
     (c.Finish(), {"type": "finish"}),
     (c.Error(error_text="Something broke"), {"type": "error", "errorText": "Something broke"}),
@@ -69,7 +72,7 @@ def test_the_type_key_comes_first_on_the_wire():
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ('{"type":"reasoning-delta","id":"r","delta":"x"}', "unknown chunk type 'reasoning-delta'"),
+        ('{"type":"source-url","sourceId":"s","url":"u"}', "unknown chunk type 'source-url'"),
         ('{"type":"text-delta","id":"t"}', "invalid 'text-delta' chunk"),
         ('{"type":"start","messageId":"m","taskId":"t"}', "invalid 'start' chunk"),
         ('{"type":"data-"}', "invalid 'data-' chunk"),

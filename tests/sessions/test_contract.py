@@ -429,3 +429,29 @@ async def test_writes_move_updated_at_forward(store: SessionStore):
     assert found is not None
     assert found.created_at == created.created_at
     assert timedelta(0) < found.updated_at - created.created_at < timedelta(minutes=1)
+
+
+# --- truncate (edits and regenerations rewind the conversation) --------------------------------
+async def test_truncate_drops_the_tail_and_appends_continue_from_there(store: SessionStore):
+    session = await store.create(user_id="u1")
+    ui = {"id": "m1", "role": "user", "parts": [{"type": "text", "text": "one"}]}
+    first = ChatMessage(role="user", content="one", message_id="m1", ui=ui)
+    await store.append_messages(session.session_id, [first, user("two"), user("three")])
+
+    assert await store.truncate_messages(session.session_id, 1)
+    [again] = await store.append_messages(session.session_id, [user("two, edited")])
+
+    stored = await store.get(session.session_id, user_id="u1")
+    assert stored is not None
+    assert contents(stored) == ["one", "two, edited"]
+    assert [m.sequence for m in stored.messages] == [0, 1] and again.sequence == 1
+    assert (stored.messages[0].message_id, stored.messages[0].ui) == ("m1", ui)
+
+
+async def test_truncate_to_nothing_and_of_a_missing_session(store: SessionStore):
+    session = await store.create(user_id=None)
+    await store.append_messages(session.session_id, [user("one")])
+    assert await store.truncate_messages(session.session_id, 0)
+    stored = await store.get(session.session_id, user_id=None)
+    assert stored is not None and stored.messages == []
+    assert not await store.truncate_messages("no-such-session", 0)

@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     """Minimum spacing of text-delta writes. Deltas are always written behind the producer
     (merged while a write is in flight); a window > 0 merges more at some latency."""
 
+    # --- Browsers ------------------------------------------------------------------------
+    cors_origins: str = ""
+    """Comma-separated origins allowed to call the API from a browser (a Next.js or Vite dev
+    server, say); empty = same-origin only."""
+
     # --- Reading over HTTP ---------------------------------------------------------------
     read_mode: Literal["stream", "buffered"] = "stream"
     """`stream` behind uvicorn / Lambda Web Adapter; `buffered` behind Mangum (long-poll)."""

@@ -8,9 +8,11 @@ OpenAPI docs mount them all.
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from . import events, health, sessions, streams, tasks, users, webhook
 from .errors import install_error_handlers
+from ..settings import get_settings
 from .limits import BodyLimit
 from .openapi import documented, install_openapi
 
@@ -39,6 +41,17 @@ def create_app(*routers: APIRouter, title: str = "Chat streaming backend") -> Fa
     install_error_handlers(app)
     install_openapi(app)
     app.add_middleware(BodyLimit)
+    if origins := [o.strip() for o in get_settings().cors_origins.split(",") if o.strip()]:
+        # Outermost, so preflights and error answers carry the headers too.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["authorization", "content-type", "last-event-id"],
+            expose_headers=["x-vercel-ai-ui-message-stream", "x-task-id", "retry-after"],
+            allow_credentials=True,
+            max_age=600,
+        )
     for router in routers:
         app.include_router(documented(router), prefix=PREFIX)
     return app

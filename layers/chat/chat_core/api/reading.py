@@ -22,6 +22,7 @@ from sse_starlette import EventSourceResponse
 from sse_starlette.event import ServerSentEvent
 
 from .. import registry
+from ..aisdk.chain import message_events
 from ..fanout import readers_have_room
 from ..protocol import sse
 from ..settings import get_settings
@@ -72,6 +73,17 @@ async def task_events(subscription: registry.Subscription) -> AsyncIterator[Serv
             if buffered:
                 # Something arrived: answer soon, with whatever else lands in the linger.
                 deadline = min(deadline, loop_time() + settings.long_poll_linger_ms / 1000)
+
+
+def message_stream_response(turn_task_id: str) -> Response:
+    """An AI SDK reader's stream: the whole message the turn begins (chat_core.aisdk.chain)."""
+    check_reader_room()
+    return EventSourceResponse(
+        message_events(turn_task_id),
+        headers={**sse.HEADERS, "X-Task-Id": turn_task_id},
+        ping=0,
+        sep=sse.SEP,
+    )
 
 
 async def task_stream_response(task: registry.TaskRecord, cursor: str) -> Response:

@@ -3,6 +3,8 @@
 POST   /api/chat/sessions                     → {id, created_at, user_id}
 GET    /api/chat/sessions?limit&offset        → {sessions: [...], total}   (signed in)
 GET    /api/chat/sessions/{id}                → session, messages, active_stream
+GET    /api/chat/sessions/{id}/messages       → {messages: UIMessage[]} (the AI SDK's shape)
+PATCH  /api/chat/sessions/{id}                {title} → renamed
 DELETE /api/chat/sessions/{id}                → 204
 PATCH  /api/chat/sessions/{id}/assign-user    → the anonymous session becomes yours
 """
@@ -13,13 +15,14 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from .. import tasks
+from ..aisdk import history
 from ..notifications import SessionEvent, notify
 from ..sessions import get_session_store
 from ..sessions.models import ChatMessage, ChatSession
-from .errors import SESSION_NOT_FOUND
+from .errors import SESSION_NOT_FOUND, ApiError
 from .identity import SignedInUserId, UserId
 from .paths import SessionId
 
@@ -111,9 +114,9 @@ async def get_session(session_id: SessionId, user_id: UserId) -> dict[str, Any]:
     # The running task's answer is left out: replaying its stream rebuilds it. The question
     # that started it stays, since no stream carries it.
     messages = [
-        m.model_dump(mode="json", exclude_none=True)
+        m.model_dump(mode="json", exclude_none=True, exclude={"ui", "complete"})
         for m in session.messages
-        if task is None or m.task_id != task.task_id or m.role == "user"
+        if not m.is_view and (task is None or m.task_id != task.task_id or m.role == "user")
     ]
     return {
         "id": session.session_id,
@@ -124,6 +127,41 @@ async def get_session(session_id: SessionId, user_id: UserId) -> dict[str, Any]:
         "messages": messages,
         "active_stream": {"task_id": task.task_id, "last_message_id": last_id} if task else None,
     }
+
+
+class UIMessages(BaseModel):
+    messages: list[dict[str, Any]]
+    """The AI SDK's UIMessage shape: `{id, role, parts, metadata?}`."""
+
+
+@router.get("/sessions/{session_id}/messages", response_model=UIMessages)
+async def get_messages(session_id: SessionId, user_id: UserId) -> UIMessages:
+    """The conversation as an AI SDK client shows it, for `useChat({ messages })`; the
+    message in progress is left out, since resuming its stream rebuilds it."""
+    messages, _ = await history.conversation(await load_session(session_id, user_id))
+    return UIMessages(messages=messages)
+
+
+class Rename(BaseModel):
+    title: str = Field(min_length=1, max_length=200)
+
+
+class Renamed(BaseModel):
+    id: str
+    title: str
+
+
+@router.patch("/sessions/{session_id}", response_model=Renamed)
+async def rename_session(session_id: SessionId, body: Rename, user_id: UserId) -> dict[str, str]:
+    """The user names the chat (the generated title is only a first guess)."""
+    await load_session(session_id, user_id)
+    title = body.title.strip()
+    if not title:
+        raise ApiError(422, "INVALID_REQUEST", "title: the title is blank")
+    if not await get_session_store().update_title(session_id, title):
+        raise SESSION_NOT_FOUND
+    await notify(user_id, SessionEvent(type="title_changed", session_id=session_id, title=title))
+    return {"id": session_id, "title": title}
 
 
 @router.delete("/sessions/{session_id}", status_code=204)

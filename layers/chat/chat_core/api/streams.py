@@ -5,8 +5,11 @@
 
 Both check the owner and the input, start the turn (one per session: 429 while one runs),
 and answer with the task's SSE stream from its first chunk. The AI SDK transport posts the
-whole conversation; the server keeps its own history and takes only the last user message.
-A chat id the server has not seen yet becomes a new session of the caller's.
+whole conversation: the server answers its last user message, and the stored
+conversation follows the client's (an edit via `messageId`, a regenerate, or messages the
+client dropped rewind it; see `_follow_client`). Its answer is the whole assistant message,
+following into the operations the turn starts (chat_core.aisdk.chain). A chat id the
+server has not seen yet becomes a new session of the caller's.
 """
 
 from __future__ import annotations
@@ -17,15 +20,17 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from .. import tasks
+from ..aisdk import history
 from ..notifications import SessionEvent, notify
 from ..observability import logger
 from ..sessions import get_session_store
+from ..sessions.models import ChatSession
 from ..settings import get_settings
 from .errors import SESSION_NOT_FOUND, ApiError
 from .identity import UserId
 from .openapi import UI_MESSAGE_STREAM, EventStream, responses
 from .paths import SessionId, checked_id
-from .reading import check_reader_room, task_stream_response
+from .reading import check_reader_room, message_stream_response, task_stream_response
 from .sessions import load_session
 
 router = APIRouter(tags=["streams"])
@@ -42,12 +47,24 @@ class StreamRequest(BaseModel):
     context: PageContext | None = None
 
 
-class UIMessage(BaseModel):
+class UIPart(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    id: str | None = None
+    type: str = Field(min_length=1)
+
+
+class UIMessage(BaseModel):
+    """The AI SDK's UIMessage: what `useChat` holds and posts."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1, max_length=200)
     role: Literal["system", "user", "assistant"]
-    parts: list[dict[str, Any]] = Field(default_factory=list)
+    parts: list[UIPart]
+    metadata: Any = None
+
+    def stored(self) -> dict[str, Any]:
+        return self.model_dump(include={"id", "role", "parts", "metadata"}, exclude_none=True)
 
 
 class ChatRequest(BaseModel):
@@ -56,7 +73,7 @@ class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     id: str
-    messages: list[UIMessage] = Field(default_factory=list)
+    messages: list[UIMessage]
     trigger: Literal["submit-message", "regenerate-message"] = "submit-message"
     message_id: str | None = Field(None, alias="messageId")
 
@@ -72,10 +89,16 @@ def _check_length(message: str) -> None:
 
 
 async def _start(
-    session_id: str, user_id: str | None, message: str | None, **options: Any
+    session_id: str,
+    user_id: str | None,
+    message: str | None,
+    *,
+    session: ChatSession | None = None,
+    ai_sdk: bool = False,
+    **options: Any,
 ) -> Response:
     check_reader_room()  # a busy process refuses the turn rather than start it unread
-    session = await load_session(session_id, user_id)
+    session = session or await load_session(session_id, user_id)
     try:
         task = await tasks.start_turn(session, message, user_id, **options)
     except tasks.TurnInProgress as running:
@@ -86,6 +109,8 @@ async def _start(
             "to finish or cancel it.",
         ) from running
     logger.set_correlation_id(task.task_id)  # the rest of this request is about the task
+    if ai_sdk:
+        return message_stream_response(task.task_id)
     return await task_stream_response(task, "0-0")
 
 
@@ -114,9 +139,9 @@ async def stream_turn(session_id: SessionId, body: StreamRequest, user_id: UserI
     response_class=EventStream,
     responses=responses(
         {
-            404: "SESSION_NOT_FOUND",
+            404: ("SESSION_NOT_FOUND", "MESSAGE_NOT_FOUND"),
             413: "MESSAGE_TOO_LARGE",
-            422: "NO_USER_MESSAGE",
+            422: ("NO_USER_MESSAGE", "HISTORY_MISMATCH"),
             429: "TURN_IN_PROGRESS",
             503: "READERS_BUSY",
         },
@@ -130,10 +155,42 @@ async def ai_sdk_chat(body: ChatRequest, user_id: UserId) -> Response:
         message = _last_user_text(body.messages)
         _check_length(message)
     store = get_session_store()
-    if await store.get(session_id, user_id) is None:
+    session = await store.get(session_id, user_id)
+    if session is None:
         if not await _create_for_caller(session_id, user_id):
             raise SESSION_NOT_FOUND
-    return await _start(session_id, user_id, message)
+        session = await load_session(session_id, user_id)
+    keep = _follow_client(session, body)
+    user_ui = body.messages[-1].stored() if message else None
+    return await _start(
+        session_id, user_id, message, session=session, ai_sdk=True, user_ui=user_ui, keep=keep
+    )
+
+
+def _follow_client(session: ChatSession, body: ChatRequest) -> int | None:
+    """Where the stored conversation must be cut to follow the client's, or None.
+
+    The client keeps `kept` (everything before its new user message; for a regenerate,
+    everything it sent). Those must be the stored messages, in order, by id; stored
+    messages after them are dropped (an edit, a regenerate, or a retry of a message the
+    server already saved)."""
+    stored = history.entries(session)
+    kept = body.messages[:-1] if body.trigger == "submit-message" else body.messages
+    if body.message_id is not None and not any(e.message_id == body.message_id for e in stored):
+        raise ApiError(
+            404, "MESSAGE_NOT_FOUND", f"This chat has no message {body.message_id!r} to replace."
+        )
+    for position, message in enumerate(kept):
+        if position >= len(stored) or stored[position].message_id != message.id:
+            raise ApiError(
+                422,
+                "HISTORY_MISMATCH",
+                f"Message {message.id!r} at position {position} is not this chat's message "
+                "there; reload the chat's messages (GET /sessions/{id}/messages) and retry.",
+            )
+    if len(stored) > len(kept):
+        return stored[len(kept)].first_sequence
+    return None
 
 
 async def _create_for_caller(session_id: str, user_id: str | None) -> bool:
@@ -147,10 +204,11 @@ async def _create_for_caller(session_id: str, user_id: str | None) -> bool:
 
 
 def _last_user_text(messages: list[UIMessage]) -> str:
-    for message in reversed(messages):
-        if message.role == "user":
-            text = "".join(p.get("text", "") for p in message.parts if p.get("type") == "text")
-            if text.strip():
-                return text
-            break
-    raise ApiError(422, "NO_USER_MESSAGE", "The request has no user message with text to answer.")
+    last = messages[-1] if messages else None
+    if last is not None and last.role == "user":
+        text = "".join(str(getattr(p, "text", "")) for p in last.parts if p.type == "text")
+        if text.strip():
+            return text
+    raise ApiError(
+        422, "NO_USER_MESSAGE", "The last message is not a user message with text to answer."
+    )

@@ -1,8 +1,9 @@
 """Reading tasks: reconnect from a cursor, resume a session's running turn, status, cancel.
 
     GET  /api/chat/tasks/{task_id}/stream?last_message_id=…   (or Last-Event-ID)
-    GET  /api/chat/sessions/{id}/stream      the running turn from its start, or 204
+    GET  /api/chat/sessions/{id}/stream      the message in progress from its start, or 204
     GET  /api/chat/{id}/stream               the same, where the AI SDK looks for it
+    POST /api/chat/{id}/stop                 stops the chat's message in progress; 204
     GET  /api/chat/tasks/{task_id}           {task_id, session_id, status, …}
     POST /api/chat/tasks/{task_id}/cancel    stops the turn; idempotent
 
@@ -19,11 +20,15 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from .. import registry, tasks
+from ..aisdk import history
+from ..aisdk.chain import running_tasks_of
+from ..sessions import get_session_store
+from ..sessions.models import ChatSession
 from .errors import TASK_EXPIRED, TASK_NOT_FOUND
 from .identity import UserId
 from .openapi import UI_MESSAGE_STREAM, EventStream, responses
 from .paths import SessionId, TaskId
-from .reading import ENTRY_ID, resolve_cursor, task_stream_response
+from .reading import ENTRY_ID, message_stream_response, resolve_cursor, task_stream_response
 from .sessions import load_session
 
 router = APIRouter(tags=["tasks"])
@@ -67,9 +72,10 @@ _READ = responses(
     empty="The task is over and nothing follows the cursor: stop reconnecting.",
 )
 _RESUME = responses(
-    {422: "INVALID_CURSOR", 503: "READERS_BUSY"},
+    {503: "READERS_BUSY"},
     stream=UI_MESSAGE_STREAM,
-    empty="No turn is running in this session (or it is over and nothing follows the cursor).",
+    empty="No message is in progress in this chat; on `/{id}/stream` also a chat that does "
+    "not exist yet or is not the caller's (the AI SDK treats anything else as a failure).",
 )
 
 
@@ -114,36 +120,38 @@ async def cancel(task_id: TaskId, user_id: UserId) -> dict[str, str]:
     return {"task_id": task_id, "status": await tasks.cancel(task)}
 
 
-async def _resume(
-    session_id: str, request: Request, user_id: str | None, last_message_id: str | None
-) -> Response:
-    await load_session(session_id, user_id)
-    cursor = resolve_cursor(request, last_message_id)
-    task, _ = await tasks.active_task(session_id, user_id)
-    if task is None:
+async def _resume(session: ChatSession) -> Response:
+    """The session's message in progress, replayed whole from its `start`, or 204."""
+    _, resumable = await history.conversation(session)
+    if resumable is None or resumable.task_id is None:
         return Response(status_code=204)
-    return await task_stream_response(task, cursor)
+    return message_stream_response(resumable.task_id)
 
 
-@router.get(
-    "/sessions/{session_id}/stream",
-    response_class=EventStream,
-    responses=_RESUME,
-    openapi_extra=_LAST_EVENT_ID,
-)
-async def resume_session(
-    session_id: SessionId, request: Request, user_id: UserId, last_message_id: Cursor = None
-) -> Response:
-    return await _resume(session_id, request, user_id, last_message_id)
+@router.get("/sessions/{session_id}/stream", response_class=EventStream, responses=_RESUME)
+async def resume_session(session_id: SessionId, user_id: UserId) -> Response:
+    return await _resume(await load_session(session_id, user_id))
 
 
-@router.get(
-    "/{session_id}/stream",
-    response_class=EventStream,
-    responses=_RESUME,
-    openapi_extra=_LAST_EVENT_ID,
-)
-async def resume_ai_sdk(
-    session_id: SessionId, request: Request, user_id: UserId, last_message_id: Cursor = None
-) -> Response:
-    return await _resume(session_id, request, user_id, last_message_id)
+@router.get("/{session_id}/stream", response_class=EventStream, responses=_RESUME)
+async def resume_ai_sdk(session_id: SessionId, user_id: UserId) -> Response:
+    # A chat id the client made up and has not posted to yet, or someone else's: nothing
+    # to resume. The AI SDK treats anything but 200 and 204 as a failure.
+    session = await get_session_store().get(session_id, user_id)
+    if session is None:
+        return Response(status_code=204)
+    return await _resume(session)
+
+
+@router.post("/{session_id}/stop", status_code=204)
+async def stop(session_id: SessionId, user_id: UserId) -> Response:
+    """The AI SDK's stop convention: the chat's message in progress stops, with the
+    operations it is waiting for. Idempotent: nothing running (or no such chat) is 204 too."""
+    session = await get_session_store().get(session_id, user_id)
+    if session is not None:
+        _, resumable = await history.conversation(session)
+        if resumable is not None and resumable.task_id is not None:
+            for task_id in await running_tasks_of(resumable.task_id):
+                if (task := await registry.get_task(task_id)) is not None:
+                    await tasks.cancel(task)
+    return Response(status_code=204)

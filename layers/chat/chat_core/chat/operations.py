@@ -3,9 +3,11 @@ the turn moves on.
 
     chunk = await start(tool, tools, call_id, arguments, session_id=…, user_id=…,
                         turn_task_id=…, save=…)
-    # → tool-output-available {"type": "operation_started", "operation_id", "task_id", …}
+    # → data-operation-started {"operationId", "taskId", "toolName", "toolCallId"}
 
-Starting one: a duplicate-run guard on the tool call (per session); a new operation task
+Starting one answers `data-operation-started`, not a tool output: the tool part stays
+pending until the operation's own stream brings the result, which an AI SDK reader
+follows into (chat_core.aisdk.chain). It takes a duplicate-run guard on the tool call (per session); a new operation task
 whose stream opens with the tool's input; a pending tool message in the session; then
 either the external service is called (a delegated tool: a 202 means accepted, and the
 webhook finishes the job) or the worker is asked to run the tool. The session stays free:
@@ -24,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .. import tasks
-from ..protocol.chunks import Chunk, ToolOutputAvailable, ToolOutputError
+from ..protocol.chunks import Chunk, Data, ToolOutputAvailable, ToolOutputError
 from ..sessions.models import ChatMessage
 from ..tools import Tool, ToolContext, ToolError, ToolRegistry
 from ..worker.dispatch import get_dispatcher
@@ -90,8 +92,9 @@ async def start(
         await tasks.finish(operation, "failed", error)
         return ToolOutputError(tool_call_id=tool_call_id, error_text=error)
     started = {
-        "type": "operation_started",
-        **ids,
-        "message": f"{tool.name} has started. The result will appear when it finishes.",
+        "operationId": operation.operation_id,
+        "taskId": operation.task_id,
+        "toolName": tool.name,
+        "toolCallId": tool_call_id,
     }
-    return ToolOutputAvailable(tool_call_id=tool_call_id, output=started)
+    return Data(type="data-operation-started", id=tool_call_id, data=started)

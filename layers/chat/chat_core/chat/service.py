@@ -41,6 +41,9 @@ from ..protocol.chunks import (
     Chunk,
     Data,
     FinishStep,
+    ReasoningDelta,
+    ReasoningEnd,
+    ReasoningStart,
     StartStep,
     TextDelta,
     TextEnd,
@@ -96,6 +99,7 @@ class _Step:
 
     text_id: str | None = None
     text: list[str] = field(default_factory=list)
+    reasoning_id: str | None = None
     calls: dict[int, _ToolCall] = field(default_factory=dict)
     finish_reason: str | None = None
     usage: Usage | None = None
@@ -114,16 +118,23 @@ async def stream_chat_completion(
     context: dict[str, Any] | None = None,
     task_id: str | None = None,
     tools: ToolRegistry | None = None,
+    message_id: str | None = None,
 ) -> AsyncIterator[Chunk]:
+    """`message_id`: the AI SDK message the turn writes into, stamped on what it saves."""
     offered = tools or tool_catalog.default_tools(anonymous=user_id is None)
-    turn = _Turn(session_id, user_id, task_id, offered)
+    turn = _Turn(session_id, user_id, task_id, offered, message_id)
     async for chunk in turn.run(message, is_user_message, context):
         yield chunk
 
 
 class _Turn:
     def __init__(
-        self, session_id: str, user_id: str | None, task_id: str | None, tools: ToolRegistry
+        self,
+        session_id: str,
+        user_id: str | None,
+        task_id: str | None,
+        tools: ToolRegistry,
+        message_id: str | None = None,
     ) -> None:
         self.settings = get_settings()
         self.store = get_session_store()
@@ -131,6 +142,7 @@ class _Turn:
         self.user_id = user_id
         self.task_id = task_id or f"local-{uuid.uuid4()}"
         self.tools = tools
+        self.message_id = message_id
         self.session: ChatSession | None = None
         self.step = _Step()
         self.step_open = False
@@ -174,8 +186,9 @@ class _Turn:
     def _title_if_first_message(self) -> None:
         """The first user message names the session, beside the turn, never delaying it."""
         assert self.session is not None
-        users = [m for m in self.session.messages if m.role == "user"]
-        if not self.session.title and len(users) == 1 and self.session.messages[-1] is users[0]:
+        said = [m for m in self.session.messages if not m.is_view]
+        users = [m for m in said if m.role == "user"]
+        if not self.session.title and len(users) == 1 and said[-1] is users[0]:
             background.spawn(self._title(users[0].content or ""), name=f"title:{self.session_id}")
 
     async def _title(self, message: str) -> None:
@@ -190,6 +203,7 @@ class _Turn:
         assert self.session is not None
         for m in messages:
             m.task_id = self.task_id
+            m.message_id = m.message_id or self.message_id
         saved = await self.store.append_messages(self.session_id, list(messages))
         self.session.messages.extend(saved)
 
@@ -269,7 +283,7 @@ class _Turn:
                 attempt += 1
 
     def _abandon_step(self) -> list[Chunk]:
-        closing: list[Chunk] = []
+        closing: list[Chunk] = list(_end_reasoning(self.step))
         if self.step.text_id:
             closing.append(TextEnd(id=self.step.text_id))
         for call in self.step.calls.values():
@@ -310,12 +324,22 @@ class _Turn:
                     continue
                 choice = event.choices[0]
                 delta = choice.delta
+                if thought := _reasoning(delta):
+                    if step.reasoning_id is None:
+                        step.reasoning_id = f"reasoning-{uuid.uuid4().hex[:12]}"
+                        yield ReasoningStart(id=step.reasoning_id)
+                    yield ReasoningDelta(id=step.reasoning_id, delta=thought)
                 if delta and delta.content:
+                    for chunk in _end_reasoning(step):
+                        yield chunk
                     if step.text_id is None:
                         step.text_id = f"text-{uuid.uuid4().hex[:12]}"
                         yield TextStart(id=step.text_id)
                     step.text.append(delta.content)
                     yield TextDelta(id=step.text_id, delta=delta.content)
+                if delta and delta.tool_calls:
+                    for chunk in _end_reasoning(step):
+                        yield chunk
                 for piece in (delta.tool_calls or []) if delta else []:
                     call = step.calls.setdefault(piece.index, _ToolCall(id=piece.id or ""))
                     if piece.id:
@@ -331,6 +355,8 @@ class _Turn:
                     step.finish_reason = choice.finish_reason
         if step.finish_reason is None:
             raise _BrokenStream("the model's stream ended before it finished")
+        for chunk in _end_reasoning(step):
+            yield chunk
         if step.text_id:
             yield TextEnd(id=step.text_id)
         if step.usage:
@@ -398,12 +424,32 @@ class _Turn:
 
 
 def _answered_later(output: Chunk) -> bool:
-    """The model answers tool results now; an operation that started answers when it ends."""
+    """The model answers tool results now; a call already running answers when it ends."""
     return (
         isinstance(output, ToolOutputAvailable)
         and isinstance(output.output, dict)
-        and output.output.get("type") in ("operation_started", "operation_in_progress")
+        and output.output.get("type") == "operation_in_progress"
     )
+
+
+def _reasoning(delta: Any) -> str | None:
+    """The provider's streamed thinking: OpenRouter's `reasoning`, or the
+    `reasoning_content` of DeepSeek and vLLM (extra fields the SDK keeps as they came)."""
+    if delta is None:
+        return None
+    for name in ("reasoning", "reasoning_content"):
+        value = getattr(delta, name, None)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _end_reasoning(step: _Step) -> list[Chunk]:
+    """Thinking ends where the answer or a tool call begins."""
+    if step.reasoning_id is None:
+        return []
+    ended, step.reasoning_id = step.reasoning_id, None
+    return [ReasoningEnd(id=ended)]
 
 
 def _openai_call(call: _ToolCall) -> dict[str, Any]:

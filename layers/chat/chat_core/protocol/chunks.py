@@ -56,6 +56,22 @@ class TextEnd(Chunk):
     id: str
 
 
+class ReasoningStart(Chunk):
+    type: Literal["reasoning-start"] = "reasoning-start"
+    id: str
+
+
+class ReasoningDelta(Chunk):
+    type: Literal["reasoning-delta"] = "reasoning-delta"
+    id: str
+    delta: str
+
+
+class ReasoningEnd(Chunk):
+    type: Literal["reasoning-end"] = "reasoning-end"
+    id: str
+
+
 class ToolInputStart(Chunk):
     type: Literal["tool-input-start"] = "tool-input-start"
     tool_call_id: str = Field(alias="toolCallId")
@@ -119,6 +135,9 @@ StandardChunk = Annotated[
         TextStart,
         TextDelta,
         TextEnd,
+        ReasoningStart,
+        ReasoningDelta,
+        ReasoningEnd,
         ToolInputStart,
         ToolInputAvailable,
         ToolOutputAvailable,
@@ -133,7 +152,8 @@ _standard = TypeAdapter(StandardChunk)
 CHUNK_TYPES = frozenset(
     m.model_fields["type"].default
     for m in (
-        Start, StartStep, TextStart, TextDelta, TextEnd, ToolInputStart, ToolInputAvailable,
+        Start, StartStep, TextStart, TextDelta, TextEnd, ReasoningStart, ReasoningDelta,
+        ReasoningEnd, ToolInputStart, ToolInputAvailable,
         ToolOutputAvailable, ToolOutputError, FinishStep, Finish, Error,
     )
 )  # fmt: skip

@@ -96,6 +96,10 @@ class CachedSessionStore:
         async with _writing(session_id):
             await self.inner.add_usage(session_id, usage)
 
+    async def truncate_messages(self, session_id: str, keep: int) -> bool:
+        async with _writing(session_id):
+            return await self.inner.truncate_messages(session_id, keep)
+
     async def update_tool_message(self, session_id: str, tool_call_id: str, content: str) -> bool:
         async with _writing(session_id):
             return await self.inner.update_tool_message(session_id, tool_call_id, content)

@@ -99,6 +99,9 @@ class DynamoDBSessionStore:
         """Raises SessionNotFound when the session does not exist."""
         await asyncio.to_thread(self._add_usage, session_id, usage)
 
+    async def truncate_messages(self, session_id: str, keep: int) -> bool:
+        return await asyncio.to_thread(self._truncate, session_id, max(keep, 0))
+
     async def update_tool_message(self, session_id: str, tool_call_id: str, content: str) -> bool:
         return await asyncio.to_thread(self._update_tool_message, session_id, tool_call_id, content)
 
@@ -259,6 +262,31 @@ class DynamoDBSessionStore:
             ConsistentRead=True,
         )
         self._delete_keys([key for page in pages for key in page["Items"]])
+        return True
+
+    def _truncate(self, session_id: str, keep: int) -> bool:
+        # The counter moves back first, so an append racing this writes from `keep` on and
+        # is not deleted below; deleting the items after it can then only remove old ones.
+        counters = self._update_meta(
+            session_id,
+            "SET next_sequence = :keep, updated_at = :now",
+            {":keep": keep, ":now": _iso(utcnow())},
+        )
+        if counters is None:
+            return False
+        pages = self._client.get_paginator("query").paginate(
+            TableName=self.table_name,
+            KeyConditionExpression="PK = :pk AND SK >= :first",
+            ExpressionAttributeValues=_item(
+                {":pk": _pk(session_id), ":first": f"{MESSAGE_PREFIX}{keep:010d}"}
+            ),
+            ProjectionExpression="PK, SK",
+            ConsistentRead=True,
+        )
+        doomed = [
+            k for page in pages for k in page["Items"] if k["SK"]["S"].startswith(MESSAGE_PREFIX)
+        ]
+        self._delete_keys(doomed)
         return True
 
     def _delete_keys(self, keys: list[dict[str, Any]]) -> None:

@@ -4,9 +4,12 @@
     session.messages.append(ChatMessage(role="user", content="Hello"))
     session.to_openai_messages()     # [{'role': 'user', 'content': 'Hello'}]
 
-Messages carry two fields of ours besides the OpenAI ones: `sequence` (their position,
-assigned by the store when they are saved; None = not saved yet) and `task_id` (the task
-whose turn wrote them, so a reader resuming that task's stream can leave them out).
+Messages carry fields of ours besides the OpenAI ones: `sequence` (their position,
+assigned by the store when they are saved; None = not saved yet), `task_id` (the task
+whose turn wrote them, so a reader resuming that task's stream can leave them out),
+`message_id` (the AI SDK UIMessage they belong to) and `ui` (that UIMessage as the user
+saw it: on a user message, the client's own; on a view record, the assistant's answer
+folded from its stream). View records are for readers only: the model never sees them.
 """
 
 from __future__ import annotations
@@ -31,7 +34,16 @@ class ChatMessage(BaseModel):
     tool_call_id: str | None = None
     sequence: int | None = None
     task_id: str | None = None
+    message_id: str | None = None
+    ui: dict[str, Any] | None = None
+    complete: bool | None = None
+    """On a view record: the message is whole and will not change any more."""
     created_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def is_view(self) -> bool:
+        """An assistant UIMessage snapshot, not a message of the model's conversation."""
+        return self.role == "assistant" and self.ui is not None
 
     def to_openai(self) -> dict[str, Any]:
         message: dict[str, Any] = {"role": self.role, "content": self.content}
@@ -66,7 +78,7 @@ class ChatSession(BaseModel):
         return cls(session_id=session_id or str(uuid.uuid4()), user_id=user_id)
 
     def to_openai_messages(self) -> list[dict[str, Any]]:
-        return [m.to_openai() for m in self.messages]
+        return [m.to_openai() for m in self.messages if not m.is_view]
 
     def visible_to(self, user_id: str | None) -> bool:
         """Owned sessions are visible only to their owner; anonymous ones to whoever has the id."""

@@ -90,6 +90,16 @@ touch(tonumber(ARGV[1]))
 return 1
 """
 
+# ARGV: ttl, now, keep  → 1, or nil when the session does not exist
+_TRUNCATE = """
+if not redis.call('HGET', KEYS[1], 'user_id') then return false end
+local keep = tonumber(ARGV[3])
+if keep == 0 then redis.call('DEL', KEYS[2]) else redis.call('LTRIM', KEYS[2], 0, keep - 1) end
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
+touch(tonumber(ARGV[1]))
+return 1
+"""
+
 # ARGV: caller ('' = anonymous)  → the owner it had ('' = anonymous), or nil if refused
 _DELETE = """
 local owner = redis.call('HGET', KEYS[1], 'user_id')
@@ -254,6 +264,9 @@ class RedisSessionStore:
         if written is None:
             raise SessionNotFound(session_id)
         await _index(written[0], session_id, now)
+
+    async def truncate_messages(self, session_id: str, keep: int) -> bool:
+        return bool(await _run(_TRUNCATE, session_id, [_ttl_ms(), _iso(utcnow()), max(keep, 0)]))
 
     async def update_tool_message(self, session_id: str, tool_call_id: str, content: str) -> bool:
         # Find, then compare-and-set: a retry happens only when another writer changed

@@ -55,6 +55,10 @@ class SessionStore(Protocol):
 
     async def add_usage(self, session_id: str, usage: Usage) -> None: ...
 
+    async def truncate_messages(self, session_id: str, keep: int) -> bool:
+        """Drop every message from sequence `keep` on (an edit or a regenerate rewinds the
+        conversation); the next append continues at `keep`. False when the session is gone."""
+
     async def update_tool_message(self, session_id: str, tool_call_id: str, content: str) -> bool:
         """Replace the content of the tool message answering `tool_call_id` (a pending
         long-running operation becoming its result). False when there is none."""

@@ -78,7 +78,11 @@ def _maxlen() -> int:
 
 # --- Creating -------------------------------------------------------------------------------
 async def create_turn(
-    session_id: str, user_id: str | None, *, task_id: str | None = None
+    session_id: str,
+    user_id: str | None,
+    *,
+    task_id: str | None = None,
+    message_id: str | None = None,
 ) -> TaskRecord:
     """A running turn task, the session's one running turn. Its stream opens with `start`.
     `TurnInProgress` while another turn of the session runs (a pending operation does not
@@ -102,7 +106,7 @@ async def create_turn(
     try:
         return await _create(
             _meta(task_id, session_id, user_id, "chat_stream", TURN, ""),
-            [Start(message_id=f"msg-{uuid.uuid4().hex}")],
+            [Start(message_id=message_id or f"msg-{uuid.uuid4().hex}")],
         )
     except BaseException:
         await lua.SESSION_RELEASE_TURN(pointer=pointer, task_id=task_id)
@@ -116,18 +120,51 @@ async def start_turn(
     *,
     is_user_message: bool = True,
     context: dict[str, Any] | None = None,
+    user_ui: dict[str, Any] | None = None,
+    keep: int | None = None,
 ) -> TaskRecord:
     """Create the turn's task, save the message, hand the turn to the worker. If the
     hand-over fails the task ends failed at once, so the reader sees why instead of
-    waiting for a worker that will never come."""
-    task = await create_turn(session.session_id, user_id)
+    waiting for a worker that will never come.
+
+    For AI SDK readers (chat_core.aisdk.history): `keep` rewinds the stored conversation
+    first (an edit or a regenerate); the user's message carries the client's own UIMessage
+    (`user_ui`), and a view record holds the assistant message whose id the stream's
+    `start` carries."""
+    message_id = f"msg-{uuid.uuid4().hex}"
+    task = await create_turn(session.session_id, user_id, message_id=message_id)
+    store = get_session_store()
     try:
+        if keep is not None:
+            await store.truncate_messages(session.session_id, keep)
+        records = []
         if message:
             role = "user" if is_user_message else "assistant"
-            await get_session_store().append_messages(
-                session.session_id, [ChatMessage(role=role, content=message, task_id=task.task_id)]
+            ui = user_ui or {
+                "id": f"msg-{uuid.uuid4().hex}",
+                "role": role,
+                "parts": [{"type": "text", "text": message}],
+            }
+            said = ChatMessage(
+                role=role, content=message, task_id=task.task_id, message_id=ui["id"]
             )
-        await get_dispatcher().dispatch(RunTurn(task_id=task.task_id, context=context))
+            if role == "user":
+                said.ui = ui
+            records.append(said)
+        view = {"id": message_id, "role": "assistant", "parts": []}
+        records.append(
+            ChatMessage(
+                role="assistant",
+                task_id=task.task_id,
+                message_id=message_id,
+                ui=view,
+                complete=False,
+            )
+        )
+        await store.append_messages(session.session_id, records)
+        await get_dispatcher().dispatch(
+            RunTurn(task_id=task.task_id, context=context, message_id=message_id)
+        )
     except DispatchError:
         logger.exception("dispatching task %s failed", task.task_id)
         await finish(task, "failed", DISPATCH_FAILED)

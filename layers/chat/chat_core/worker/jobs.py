@@ -17,6 +17,8 @@ class RunTurn(BaseModel):
     kind: Literal["run_turn"] = "run_turn"
     task_id: str
     context: dict[str, Any] | None = None
+    message_id: str | None = None
+    """The assistant UIMessage's id (the stream's `start.messageId`)."""
 
 
 class RunTool(BaseModel):

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .. import background, registry, tasks
+from ..aisdk import history
 from .. import tools as tool_catalog
 from ..chat.service import TurnFailed, stream_chat_completion
 from ..completions.consumer import drain
@@ -30,6 +31,7 @@ from ..observability import count, milliseconds
 from ..protocol.chunks import Data, TextDelta
 from ..publisher import ChunkPublisher
 from ..retry import BLIPS, retrying
+from ..sessions import get_session_store
 from ..settings import get_settings
 from ..tools import ToolContext
 from .jobs import ContinueOperation, DrainCompletions, Job, RunTool, RunTurn
@@ -51,7 +53,9 @@ async def run_job(job: Job, worker_id: str = WORKER_ID) -> str:
     """Run one job; returns how it ended (for logs and tests). It waits for nothing but
     its own work: the process may be running other jobs beside it."""
     if isinstance(job, RunTurn):
-        return await run_on_task(job.task_id, worker_id, lambda t: _answer(t, job.context))
+        return await run_on_task(
+            job.task_id, worker_id, lambda t: _answer(t, job.context, job.message_id)
+        )
     if isinstance(job, ContinueOperation):
         return await run_on_task(job.task_id, worker_id, lambda t: _answer(t, None))
     if isinstance(job, RunTool):
@@ -104,7 +108,27 @@ async def run_on_task(task_id: str, worker_id: str, body: Body) -> str:
         await retrying(lambda: tasks.finish(task, status, error))
     except BLIPS:
         logger.exception("task %s could not be finished; the sweeper will end it", task_id)
+    await _snapshot(task)
     return status
+
+
+async def _message_of(task: registry.TaskRecord) -> tuple[str, str] | None:
+    """(message id, turn task id) of the assistant message the task writes."""
+    session = await get_session_store().get(task.session_id, task.user_id)
+    if session is None:
+        return None
+    tool_call_id = task.tool_call_id if task.is_operation else None
+    return history.message_of_task(session, task.task_id, tool_call_id)
+
+
+async def _snapshot(task: registry.TaskRecord) -> None:
+    """The message as it now stands is kept with the session, beyond the streams' TTL."""
+    try:
+        if found := await _message_of(task):
+            message_id, turn_task_id = found
+            await history.snapshot(task.session_id, turn_task_id, message_id)
+    except Exception:
+        logger.warning("could not keep the message of task %s", task.task_id, exc_info=True)
 
 
 async def _watch(task: registry.TaskRecord, worker_id: str, work: asyncio.Task[Any]) -> str:
@@ -132,13 +156,23 @@ async def _watch(task: registry.TaskRecord, worker_id: str, work: asyncio.Task[A
     return "done"
 
 
-async def _answer(task: registry.TaskRecord, context: dict[str, Any] | None) -> Outcome:
+async def _answer(
+    task: registry.TaskRecord, context: dict[str, Any] | None, message_id: str | None = None
+) -> Outcome:
     """Stream the model's answer for the task's session into the task."""
+    if message_id is None and task.is_operation:
+        found = await _message_of(task)  # an operation continues its turn's message
+        message_id = found[0] if found else None
     error: str | None = None
     started, first_text_at, chunks = time.monotonic(), None, 0
     out = ChunkPublisher(task.task_id)
     turn = stream_chat_completion(
-        task.session_id, None, task.user_id, context=context, task_id=task.task_id
+        task.session_id,
+        None,
+        task.user_id,
+        context=context,
+        task_id=task.task_id,
+        message_id=message_id,
     )
     try:
         try:
