@@ -99,9 +99,13 @@ def test_sse_routes_declare_the_chunk_union(spec) -> None:
             "x-vercel-ai-ui-message-stream",
         }
     assert streamed == SSE_OPERATIONS | {("get", "/api/chat/events")}
+    # Resumes replay the message in progress from its `start` (it spans the turn's task and
+    # its operations' tasks), so only a task's own stream takes a cursor.
     for method, path in SSE_OPERATIONS - {
         ("post", "/api/chat"),
         ("post", "/api/chat/sessions/{session_id}/stream"),
+        ("get", "/api/chat/sessions/{session_id}/stream"),
+        ("get", "/api/chat/{session_id}/stream"),
     }:
         names = {p["name"] for p in spec["paths"][path][method]["parameters"]}
         assert {"last_message_id", "Last-Event-ID"} <= names, path
