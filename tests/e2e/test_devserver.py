@@ -64,10 +64,10 @@ def test_make_dev_with_nothing_configured(tmp_path: Path) -> None:
             assert line in log, f"the banner lacks {line!r}:\n{log[-2000:]}"
 
         page = httpx.get(f"{server.url}/")
-        assert page.status_code == 200 and 'id="messages"' in page.text
+        assert page.status_code == 200 and 'src="/dist/app.js"' in page.text  # the built page
         assert page.headers["cache-control"] == "no-cache"
         assert (
-            httpx.get(f"{server.url}/app.js")
+            httpx.get(f"{server.url}/dist/app.js")
             .headers["content-type"]
             .startswith(("text/javascript", "application/javascript"))
         )
