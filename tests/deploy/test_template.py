@@ -643,6 +643,9 @@ def test_browsers_get_cors_from_preflights_and_from_the_gateways_own_errors() ->
     for kind in ("DEFAULT_4XX", "DEFAULT_5XX"):
         answer = body["x-amazon-apigateway-gateway-responses"][kind]["responseParameters"]
         assert answer["gatewayresponse.header.Access-Control-Allow-Origin"] == allow_origin
+    # The functions' own answers carry the same origin.
+    environment = template()["Globals"]["Function"]["Environment"]["Variables"]
+    assert environment["CHAT_CORS_ORIGINS"] == {"Ref": "AllowedOrigins"}
     one_origin = re.compile(template()["Parameters"]["AllowedOrigins"]["AllowedPattern"])
     assert one_origin.fullmatch("*") and one_origin.fullmatch("https://chat.example.com")
     assert not one_origin.fullmatch("https://a.example,https://b.example")
