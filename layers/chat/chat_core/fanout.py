@@ -11,7 +11,8 @@ blocking XREADs and hands each new entry to every joined subscriber's bounded qu
 
 - standalone: one XREAD over every live task of the process, on one connection; a feed that
   joins while that read blocks wakes it with CLIENT UNBLOCK;
-- cluster: one XREAD per task (a command's keys must share a slot), whatever its readers.
+- cluster: one XREAD per task (a command's keys must share a slot), whatever its readers,
+  each on its own connection of the followers' pool.
 
 So connections and XREADs grow with processes and entries, not with readers. A reader whose
 queue is full leaves the feed and catches up by itself from its cursor, so a slow reader
@@ -26,14 +27,15 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
-from typing import Any, Literal, NamedTuple
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import redis
 
 from . import keys
 from .observability import logger
 from .protocol.chunks import FINISH_JSON, Error
-from .redis_client import get_reader_redis, on_close, reader_redis
+from .redis_client import follower_redis, get_reader_redis, on_close, reader_redis
 from .settings import get_settings
 
 # A failed fan-out read is retried this many times (after these pauses) before its readers
@@ -64,6 +66,8 @@ class ReadersBusy(Exception):
         super().__init__(f"this process already serves {limit} stream readers")
         self.limit = limit
 
+
+T = TypeVar("T")
 
 _END = StreamEntry("", "")
 _OVERFLOW = StreamEntry("", "overflow")
@@ -164,6 +168,10 @@ class Subscription:
             self.last_delivered_id = entry.id
         return entry
 
+    def ready(self) -> bool:
+        """Whether `next()` would answer at once (an entry or the end is waiting)."""
+        return not self._ended and not self._queue.empty()
+
     def _end(self) -> None:
         self._ended = True
         self._fanout.leave(self)
@@ -176,8 +184,12 @@ class Subscription:
         task_over, stale = False, 0
         try:
             while True:
-                # Replay in pages without blocking; nothing here can wait forever.
-                reply = await r.xread({stream: self._cursor}, count=self._page)
+                # Replay in pages without blocking; nothing here can wait forever. Readers
+                # replaying the same page at once (a thousand joining a turn) share one read.
+                cursor = self._cursor
+                reply = await shared_read(
+                    ("xread", stream, cursor), lambda: r.xread({stream: cursor}, count=self._page)
+                )
                 entries = reply[0][1] if reply else []
                 for entry_id, fields in entries:
                     entry = StreamEntry(entry_id, fields["data"])
@@ -192,7 +204,7 @@ class Subscription:
                 if task_over:
                     await self._put(_END)
                     return
-                if await r.hget(meta, "status") != "running":
+                if await shared_read(("status", meta), lambda: r.hget(meta, "status")) != "running":
                     # Status and `finish` change in one script: once the status moved, one
                     # more read returns the finish if the stream still has it.
                     task_over = True
@@ -360,10 +372,10 @@ class _ReadGroup:
                 await asyncio.shield(client.aclose())
 
     async def _reader(self) -> Any:
-        """The connection the blocking read goes on: a dedicated one (standalone), so that
-        CLIENT UNBLOCK can find it, or the readers' cluster client."""
+        """The connection the blocking read goes on: a dedicated one of the readers' pool
+        (standalone), so that CLIENT UNBLOCK can find it, or the followers' cluster client."""
         if not self._dedicated:
-            return await reader_redis()
+            return await follower_redis()
         if self._client is None:
             self._client = type(get_reader_redis())(
                 connection_pool=get_reader_redis().connection_pool, single_connection_client=True
@@ -415,6 +427,7 @@ class _Fanout:
         self.readers = 0
         self.feeds: dict[str, _Feed] = {}
         self.groups: dict[str, _ReadGroup] = {}
+        self.inflight: dict[Hashable, asyncio.Future[Any]] = {}
         self._cluster = get_settings().redis_mode == "cluster"
         self.can_unblock = True
 
@@ -479,6 +492,18 @@ async def _close_loop_fanout() -> None:
     fanout = _fanouts.pop(asyncio.get_running_loop(), None)
     if fanout is not None:
         await fanout.close()
+
+
+def shared_read(key: Hashable, read: Callable[[], Awaitable[T]]) -> Awaitable[T]:
+    """The result of `read()`, shared by every caller asking with the same `key` while it is
+    in flight (nothing is kept after it): a burst of identical reads costs one round trip.
+    A caller that is cancelled leaves the read running for the others."""
+    inflight = _fanout().inflight
+    task = inflight.get(key)
+    if task is None:
+        task = inflight[key] = asyncio.ensure_future(read())
+        task.add_done_callback(lambda _: inflight.pop(key, None))
+    return asyncio.shield(task)
 
 
 def readers_have_room() -> bool:

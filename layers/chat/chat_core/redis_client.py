@@ -32,7 +32,7 @@ from .settings import Settings, get_settings
 AsyncRedis: TypeAlias = "redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster"
 SyncRedis: TypeAlias = "redis.Redis | redis.cluster.RedisCluster"
 
-Role: TypeAlias = Literal["writer", "reader"]
+Role: TypeAlias = Literal["writer", "reader", "follower"]
 
 _async_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Role, Any]]" = (
     weakref.WeakKeyDictionary()
@@ -94,6 +94,10 @@ def create_async_client(settings: Settings | None = None, role: Role = "writer")
     options = client_options(settings)
     if role == "reader":
         options["max_connections"] = settings.redis_reader_max_connections
+    elif (
+        role == "follower"
+    ):  # a cluster's blocking reads, one per live task: at most one per reader
+        options["max_connections"] = settings.max_readers_per_process
     if settings.redis_mode == "cluster":
         # Pipelines take node connections outside the gate: leave them room.
         in_flight = options["max_connections"]
@@ -126,6 +130,14 @@ def get_redis() -> Any:
 def get_reader_redis() -> Any:
     """The stream readers' client of the running event loop, on a pool of its own."""
     return _loop_client("reader")
+
+
+async def follower_redis() -> Any:
+    """On a cluster, the client of the fan-out's blocking reads (one per live task), apart
+    from the readers' pool so that many live tasks never queue replays behind them."""
+    client = _loop_client("follower")
+    await client.initialize()
+    return client
 
 
 async def reader_redis() -> Any:

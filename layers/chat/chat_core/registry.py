@@ -22,14 +22,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from . import keys, lua
 from .fanout import ReadersBusy as ReadersBusy  # re-exported: readers import them from here
 from .fanout import StreamEntry as StreamEntry
-from .fanout import Subscription
+from .fanout import Subscription, shared_read
 from .protocol.chunks import Chunk
-from .redis_client import get_redis
+from .redis_client import get_redis, reader_redis
 from .settings import get_settings
 
 FinalStatus = Literal["completed", "failed", "cancelled"]
@@ -154,11 +154,16 @@ async def get_task(task_id: str) -> TaskRecord | None:
 
 
 async def get_task_or_expiry(task_id: str) -> tuple[TaskRecord | None, bool]:
-    """(task, False); (None, True) when only its stream is left (expired); else (None, False)."""
-    pipe = get_redis().pipeline(transaction=False)
-    pipe.hgetall(keys.task_meta(task_id))
-    pipe.exists(keys.task_stream(task_id))
-    meta, stream_exists = await pipe.execute()
+    """(task, False); (None, True) when only its stream is left (expired); else (None, False).
+    A reader's lookup: on the readers' pool, and shared by readers asking at once."""
+
+    async def read() -> list[Any]:
+        pipe = (await reader_redis()).pipeline(transaction=False)
+        pipe.hgetall(keys.task_meta(task_id))
+        pipe.exists(keys.task_stream(task_id))
+        return await pipe.execute()
+
+    meta, stream_exists = await shared_read(("task", task_id), read)
     if meta:
         return TaskRecord.from_meta(meta), False
     return None, bool(stream_exists)
@@ -180,7 +185,7 @@ async def find_task_by_operation_id(operation_id: str) -> TaskRecord | None:
 
 
 async def last_entry_id(task_id: str) -> str:
-    entries = await get_redis().xrevrange(keys.task_stream(task_id), count=1)
+    entries = await (await reader_redis()).xrevrange(keys.task_stream(task_id), count=1)
     return entries[0][0] if entries else "0-0"
 
 

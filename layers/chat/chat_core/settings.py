@@ -36,11 +36,14 @@ class Settings(BaseSettings):
     redis_socket_timeout: float = 10.0
     """Must outlast `read_block_ms`; the client factory raises it when it does not."""
     redis_protocol: Literal[2, 3] = 2
-    redis_max_connections: int = 256
-    """Pool of the write side (publish, lease, completion, sessions): readers never use it."""
-    redis_reader_max_connections: int = 64
-    """Pool of the read side: replays and the fan-out's reads (per node on a cluster)."""
-    redis_pool_timeout_seconds: float = 5.0
+    redis_max_connections: int = 64
+    """Pool of the write side (publish, lease, completion, sessions): readers never use it.
+    A connection is held until the event loop has read its reply, so a busy process needs
+    more of them than Redis's speed suggests."""
+    redis_reader_max_connections: int = 16
+    """Pool of the read side: replays, task lookups of readers, the fan-out's shared read.
+    (On a cluster each live task's blocking read has its own connection besides.)"""
+    redis_pool_timeout_seconds: float = 20.0
     """How long a command waits for a free pooled connection before it fails."""
     redis_health_check_interval: int = 30
     pubsub_mode: Literal["auto", "classic", "sharded"] = "auto"

@@ -18,8 +18,7 @@ import re
 from collections.abc import AsyncIterator
 
 from fastapi import Request, Response
-from sse_starlette import EventSourceResponse
-from sse_starlette.event import ServerSentEvent
+from starlette.responses import StreamingResponse
 
 from .. import registry
 from ..aisdk.chain import message_events
@@ -51,7 +50,9 @@ def check_reader_room() -> None:
         raise registry.ReadersBusy(get_settings().max_readers_per_process)
 
 
-async def task_events(subscription: registry.Subscription) -> AsyncIterator[ServerSentEvent]:
+async def task_events(subscription: registry.Subscription) -> AsyncIterator[bytes]:
+    """The SSE bytes of a subscription. Entries already waiting go out in one write: a
+    replay costs a few sends, not one per entry."""
     settings = get_settings()
     buffered = settings.read_mode == "buffered"
     loop_time = asyncio.get_running_loop().time
@@ -63,13 +64,22 @@ async def task_events(subscription: registry.Subscription) -> AsyncIterator[Serv
             try:
                 entry = await subscription.next(timeout=min(settings.heartbeat_seconds, remaining))
             except StopAsyncIteration:
-                yield sse.DONE
+                yield sse.DONE_BYTES
                 return
             if entry is None:
                 if deadline - loop_time() > 0:
-                    yield sse.HEARTBEAT
+                    yield sse.HEARTBEAT_BYTES
                 continue
-            yield sse.entry_event(entry.id or None, entry.data)
+            parts = [sse.encode_entry(entry.id, entry.data)]
+            try:
+                while subscription.ready():
+                    entry = await subscription.next()
+                    parts.append(sse.encode_entry(entry.id, entry.data))
+            except StopAsyncIteration:
+                parts.append(sse.DONE_BYTES)
+                yield b"".join(parts)
+                return
+            yield b"".join(parts)
             if buffered:
                 # Something arrived: answer soon, with whatever else lands in the linger.
                 deadline = min(deadline, loop_time() + settings.long_poll_linger_ms / 1000)
@@ -94,9 +104,8 @@ async def task_stream_response(task: registry.TaskRecord, cursor: str) -> Respon
     # Subscribed before the response starts: past the reader cap the answer is a 503
     # (ReadersBusy, see errors.py).
     subscription = registry.subscribe(task.task_id, cursor)
-    return EventSourceResponse(
+    return StreamingResponse(
         task_events(subscription),
+        media_type=sse.MEDIA_TYPE,
         headers={**sse.HEADERS, "X-Task-Id": task.task_id},
-        ping=0,
-        sep=sse.SEP,
     )
