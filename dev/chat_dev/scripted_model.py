@@ -276,6 +276,12 @@ class ScriptedModel:
     def chat_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path.endswith("/chat/completions")]
 
+    @property
+    def streamed_requests(self) -> list[RecordedRequest]:
+        """The streamed chat calls (a turn's rounds), without the one-shot ones beside them
+        (titles, summaries), which may arrive in any order with them."""
+        return [r for r in self.chat_requests if r.streaming]
+
     def clear(self) -> None:
         """Forget queued behaviours and recorded requests."""
         with self._lock:

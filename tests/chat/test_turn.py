@@ -156,7 +156,7 @@ async def test_invalid_tool_arguments_become_a_tool_error_the_model_sees(session
     assert_valid_content(chunks)
     error = next(c for c in chunks if c["type"] == "tool-output-error")
     assert "query" in error["errorText"]
-    tool_message = model.chat_requests[-1].messages[-1]
+    tool_message = model.streamed_requests[-1].messages[-1]
     assert tool_message["role"] == "tool" and "query" in tool_message["content"]
 
 

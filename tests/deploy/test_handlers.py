@@ -493,7 +493,7 @@ def test_webhook_completion_reaches_the_conversation_through_the_worker(
     assert run(registry.get_task(operation.task_id)).status == "completed"
 
     # The model continued from the result, which replaced the pending tool message.
-    tool_message = next(m for m in model.chat_requests[-1].messages if m["role"] == "tool")
+    tool_message = next(m for m in model.streamed_requests[-1].messages if m["role"] == "tool")
     assert json.loads(tool_message["content"]) == result
 
 
@@ -513,7 +513,7 @@ def test_worker_runs_the_sample_job_to_a_completed_task(model, deploy_env, conte
     saved = on_loop(lambda: get_session_store().get(SESSION, USER))
     assert [(m.role, m.content) for m in saved.messages][-1] == ("assistant", ANSWER)
     # The page context of the request reached the model.
-    assert "https://chat.example.com/agents" in json.dumps(model.chat_requests[-1].messages)
+    assert "https://chat.example.com/agents" in json.dumps(model.streamed_requests[-1].messages)
 
 
 def test_worker_fails_loudly_on_a_payload_that_is_not_a_job(deploy_env, context) -> None:

@@ -116,7 +116,7 @@ return ids
     rest="chunks",
 )
 
-# → 'ok' | 'taken' | 'not-running'
+# → the claimed task's meta (HGETALL, flat) | 'taken' | 'not-running'
 TASK_CLAIM = Script(
     "meta stream",
     "now_ms:n ttl_ms:n worker lease_ms:n",
@@ -126,7 +126,7 @@ if st[1] ~= 'running' then return 'not-running' end
 if st[2] and st[2] ~= '' then return 'taken' end
 redis.call('HSET', meta, 'worker', worker, 'phase', 'working', 'lease_until', now_ms + lease_ms)
 keep_alive(meta, stream, ttl_ms, now_ms)
-return 'ok'
+return redis.call('HGETALL', meta)
 """,
 )
 

@@ -158,7 +158,7 @@ class _Turn:
         is_user_message: bool,
         context: dict[str, Any] | None,
     ) -> AsyncIterator[Chunk]:
-        finished = False
+        finished, title_from = False, None
         try:
             self.session = await self.store.get(self.session_id, self.user_id)
             if self.session is None:
@@ -166,9 +166,14 @@ class _Turn:
             if message:
                 role = "user" if is_user_message else "assistant"
                 await self._append(ChatMessage(role=role, content=message))
-            self._title_if_first_message()
+            title_from = self._first_message()
             system_prompt = await build_system_prompt(self.user_id, context)
             async for chunk in self._rounds(system_prompt):
+                if title_from is not None and not isinstance(chunk, StartStep):
+                    # The model has answered: the title call goes out beside the answer,
+                    # never ahead of the call the user waits for.
+                    self._spawn_title(title_from)
+                    title_from = None
                 yield chunk
             if self.usage.total_tokens:
                 yield Data(type="data-usage", data=_usage_json(self.usage))
@@ -179,17 +184,23 @@ class _Turn:
                 yield FinishStep()
             raise
         finally:
+            if title_from is not None:  # the model never answered: name the session anyway
+                self._spawn_title(title_from)
             if not finished:
                 # Cancelled, or the consumer closed us: keep what the user already saw.
                 await asyncio.shield(self._save_partial())
 
-    def _title_if_first_message(self) -> None:
-        """The first user message names the session, beside the turn, never delaying it."""
+    def _first_message(self) -> str | None:
+        """The session's first user message when it has no title yet: what names it."""
         assert self.session is not None
         said = [m for m in self.session.messages if not m.is_view]
         users = [m for m in said if m.role == "user"]
         if not self.session.title and len(users) == 1 and said[-1] is users[0]:
-            background.spawn(self._title(users[0].content or ""), name=f"title:{self.session_id}")
+            return users[0].content or ""
+        return None
+
+    def _spawn_title(self, message: str) -> None:
+        background.spawn(self._title(message), name=f"title:{self.session_id}")
 
     async def _title(self, message: str) -> None:
         title = await generate_title(message, self.user_id, self.session_id)

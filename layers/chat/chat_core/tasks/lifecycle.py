@@ -260,13 +260,16 @@ async def claim(task_id: str, worker_id: str) -> tuple[str, TaskRecord | None]:
     outcome = await lua.TASK_CLAIM(
         **task_keys(task_id), now_ms=now, ttl_ms=ttl_ms(), worker=worker_id, lease_ms=_lease_ms()
     )
-    if outcome != "ok":
+    if isinstance(outcome, str):
         return outcome, None
-    task = await get_task(task_id)
-    assert task is not None
-    await _extend_index(task, now + _lease_ms())
-    await notify(
-        task.user_id, SessionEvent(type="task_started", session_id=task.session_id, task_id=task_id)
+    # The script answers with the claimed task's meta: no second read before the work starts.
+    task = TaskRecord.from_meta(dict(zip(outcome[::2], outcome[1::2])))
+    await asyncio.gather(
+        _extend_index(task, now + _lease_ms()),
+        notify(
+            task.user_id,
+            SessionEvent(type="task_started", session_id=task.session_id, task_id=task_id),
+        ),
     )
     return "ok", task
 
