@@ -33,7 +33,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from . import keys
-from .redis_client import reader_redis, get_redis, get_sync_redis, is_cluster
+from .redis_client import listener_redis, get_redis, get_sync_redis, is_cluster
 from .settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -146,8 +146,8 @@ class AsyncEventBus(_BaseEventBus[M]):
             logger.exception("could not publish an event to %s; carrying on", channel_key)
 
     async def listen_events(self, channel_key: str) -> AsyncIterator[M | PayloadTooLarge]:
-        # Listeners hold their connection: on the readers' pool, never the writers'.
-        pubsub = (await reader_redis()).pubsub()
+        # Listeners hold their connection: never from the writers' or readers' pools.
+        pubsub = (await listener_redis()).pubsub()
         subscribe, receive = self._subscription(pubsub, channel_key, await self._sharded_mode())
         self._pubsubs.add(pubsub)
         try:

@@ -32,7 +32,7 @@ from .settings import Settings, get_settings
 AsyncRedis: TypeAlias = "redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster"
 SyncRedis: TypeAlias = "redis.Redis | redis.cluster.RedisCluster"
 
-Role: TypeAlias = Literal["writer", "reader", "follower"]
+Role: TypeAlias = Literal["writer", "reader", "follower", "listener"]
 
 _async_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Role, Any]]" = (
     weakref.WeakKeyDictionary()
@@ -94,9 +94,7 @@ def create_async_client(settings: Settings | None = None, role: Role = "writer")
     options = client_options(settings)
     if role == "reader":
         options["max_connections"] = settings.redis_reader_max_connections
-    elif (
-        role == "follower"
-    ):  # a cluster's blocking reads, one per live task: at most one per reader
+    elif role in ("follower", "listener"):  # held for long: at most one per reader
         options["max_connections"] = settings.max_readers_per_process
     if settings.redis_mode == "cluster":
         # Pipelines take node connections outside the gate: leave them room.
@@ -136,8 +134,17 @@ async def follower_redis() -> Any:
     """On a cluster, the client of the fan-out's blocking reads (one per live task), apart
     from the readers' pool so that many live tasks never queue replays behind them."""
     client = _loop_client("follower")
-    await client.initialize()
+    await asyncio.shield(client.initialize())
     return client
+
+
+async def listener_redis() -> Any:
+    """The client pub/sub listeners take their connection from and hold it: never the
+    writers' or the readers' bounded pools on a single server. (A cluster's pub/sub takes
+    node connections outside the commands' gate, so the writers' client serves it.)"""
+    if get_settings().redis_mode == "cluster":
+        return get_redis()
+    return _loop_client("listener")
 
 
 async def reader_redis() -> Any:
@@ -146,7 +153,9 @@ async def reader_redis() -> Any:
     closed under one of them), and its pub/sub needs the slot map before anything."""
     client = get_reader_redis()
     if is_cluster(client):
-        await client.initialize()  # once; afterwards it returns at once
+        # Once; afterwards it returns at once. Shielded: an initialization cancelled halfway
+        # (a caller's timeout) leaves redis-py's cluster client unusable.
+        await asyncio.shield(client.initialize())
     return client
 
 

@@ -185,7 +185,7 @@ async def find_task_by_operation_id(operation_id: str) -> TaskRecord | None:
 
 
 async def last_entry_id(task_id: str) -> str:
-    entries = await (await reader_redis()).xrevrange(keys.task_stream(task_id), count=1)
+    entries = await get_redis().xrevrange(keys.task_stream(task_id), count=1)
     return entries[0][0] if entries else "0-0"
 
 
