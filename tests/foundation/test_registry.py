@@ -219,3 +219,21 @@ async def test_unsubscribing_cancels_the_listener_without_leaks(redis_target):
     assert not [
         t for t in asyncio.all_tasks() if t.get_name().startswith("listen:") and not t.done()
     ]
+
+
+async def test_a_publish_brings_the_cancel_flag_back_so_a_writing_worker_need_not_poll(
+    redis_target,
+):
+    task = await tasks.create_turn("s1", "u1")
+    await tasks.claim(task.task_id, "w1")
+    await registry.publish_chunks(task.task_id, [c.StartStep()])
+    assert await registry.task_state(task.task_id, fresh_within=60) == ("running", False)
+    await get_redis().hset(keys.task_meta(task.task_id), "cancel", "1")  # the user cancels
+    # Answered from the last publish, not from Redis: the flag shows with the next write.
+    assert await registry.task_state(task.task_id, fresh_within=60) == ("running", False)
+    await registry.publish_chunks(task.task_id, [c.TextStart(id="t")])
+    assert await registry.task_state(task.task_id, fresh_within=60) == ("running", True)
+    registry.forget_published(task.task_id)
+    assert await registry.task_state(task.task_id, fresh_within=60) == ("running", True)
+    await tasks.finish(task, "cancelled")
+    assert await registry.task_state(task.task_id) == ("cancelled", True)

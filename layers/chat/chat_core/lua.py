@@ -98,19 +98,22 @@ TASK_PUBLISH = Script(
     "meta stream",
     "now_ms:n ttl_ms:n maxlen writer batch:n",
     """
-if redis.call('HGET', meta, 'status') ~= 'running' then return false end
+local st = redis.call('HMGET', meta, 'status', 'cancel')
+if st[1] ~= 'running' then return false end
+local cancel = st[2] or ''
 if writer ~= '' then
   local last = redis.call('HGET', meta, 'written_by')
   if last and last ~= '' then
     local sep = string.find(last, '|', 1, true)
     if string.sub(last, 1, sep - 1) == writer and tonumber(string.sub(last, sep + 1)) >= batch then
-      return {}
+      return {cancel}
     end
   end
   redis.call('HSET', meta, 'written_by', writer .. '|' .. batch)
 end
 local ids = append(stream, maxlen, chunks)
 keep_alive(meta, stream, ttl_ms, now_ms)
+table.insert(ids, 1, cancel)
 return ids
 """,
     rest="chunks",

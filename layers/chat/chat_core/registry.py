@@ -139,7 +139,9 @@ async def publish_chunks(
     )
     if ids is None:
         raise TaskNotRunning(task_id)
-    return list(ids)
+    cancel, *entry_ids = ids
+    _published[task_id] = (time.monotonic(), cancel == "1")
+    return entry_ids
 
 
 async def publish_chunk(task_id: str, chunk: Chunk | str) -> str:
@@ -194,10 +196,24 @@ async def first_entry_id(task_id: str) -> str:
     return entries[0][0] if entries else "0-0"
 
 
-async def task_state(task_id: str) -> tuple[str, bool]:
-    """(status, cancel requested): what a worker polls while it works; "" for a vanished task."""
+# task id → (when, cancel flag) as the last publish by this process found them: the publish
+# script answers with the flag, so a worker writing chunks learns of a cancel without polling.
+_published: dict[str, tuple[float, bool]] = {}
+
+
+async def task_state(task_id: str, fresh_within: float = 0.0) -> tuple[str, bool]:
+    """(status, cancel requested): what a worker polls while it works; "" for a vanished task.
+    Answered without Redis when this process published to the task in the last
+    `fresh_within` seconds (the publish found it running, with this cancel flag)."""
+    seen = _published.get(task_id)
+    if seen is not None and time.monotonic() - seen[0] < fresh_within:
+        return "running", seen[1]
     status, cancel = await get_redis().hmget(keys.task_meta(task_id), "status", "cancel")
     return status or "", cancel == "1"
+
+
+def forget_published(task_id: str) -> None:
+    _published.pop(task_id, None)
 
 
 # --- Subscribing ----------------------------------------------------------------------------

@@ -138,6 +138,20 @@ async def _watch(task: registry.TaskRecord, worker_id: str, work: asyncio.Task[A
     poll = settings.cancel_poll_ms / 1000
     refresh_every = settings.worker_lease_seconds / 3
     last_refresh = time.monotonic()
+    try:
+        return await _watch_until_done(task, worker_id, work, poll, refresh_every, last_refresh)
+    finally:
+        registry.forget_published(task.task_id)
+
+
+async def _watch_until_done(
+    task: registry.TaskRecord,
+    worker_id: str,
+    work: asyncio.Task[Any],
+    poll: float,
+    refresh_every: float,
+    last_refresh: float,
+) -> str:
     while not work.done():
         await asyncio.sleep(poll)
         try:
@@ -146,7 +160,8 @@ async def _watch(task: registry.TaskRecord, worker_id: str, work: asyncio.Task[A
                 last_refresh = time.monotonic()
                 status, cancel = state.status, state.cancel_requested
             else:
-                status, cancel = await registry.task_state(task.task_id)
+                # While the turn writes, its publishes bring the cancel flag back: no poll.
+                status, cancel = await registry.task_state(task.task_id, fresh_within=poll)
         except BLIPS as exc:
             logger.warning("task %s: lease not refreshed (%s); retrying", task.task_id, exc)
             continue
