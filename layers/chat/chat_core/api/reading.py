@@ -18,6 +18,7 @@ import re
 from collections.abc import AsyncIterator
 
 from fastapi import Request, Response
+from sse_starlette import EventSourceResponse
 from starlette.responses import StreamingResponse
 
 from .. import registry
