@@ -3,7 +3,8 @@
     .venv/bin/python -m pytest tests/e2e/test_openapi.py -q
 
 - openapi-python-client generates a client from it; the client's typed calls create, list,
-  read and delete sessions and get the typed errors (401, 404, 422, 429) back.
+  read and delete sessions, read the conversation as UIMessages, and get the typed errors
+  (401, 404, 422, 429) back.
 - schemathesis sends a bounded number of generated requests to every operation and checks
   each answer against the spec (status declared, content type, headers, body schema, every
   SSE event against its chunk schema) and that none is a server error.
@@ -57,7 +58,13 @@ def test_a_generated_client_works_against_the_dev_server(
 ) -> None:
     from chat_client import AuthenticatedClient, Client
     from chat_client.api.dev import login
-    from chat_client.api.sessions import create_session, delete_session, get_session, list_sessions
+    from chat_client.api.sessions import (
+        create_session,
+        delete_session,
+        get_messages,
+        get_session,
+        list_sessions,
+    )
     from chat_client.api.streams import stream_turn
     from chat_client.api.tasks import cancel
     from chat_client.models import (
@@ -68,6 +75,7 @@ def test_a_generated_client_works_against_the_dev_server(
         SessionDetail,
         SessionList,
         StreamRequest,
+        UIMessages,
     )
 
     anonymous = Client(base_url=dev_server.url, raise_on_unexpected_status=True)
@@ -89,6 +97,12 @@ def test_a_generated_client_works_against_the_dev_server(
     assert isinstance(detail, SessionDetail) and detail.active_stream is None
     assert [m.role.value for m in detail.messages] == ["user", "assistant"]
     assert detail.messages[0].content == "Hello"
+    history = get_messages.sync(created.id, client=ada)  # what useChat({ messages }) takes
+    assert isinstance(history, UIMessages)
+    assert [m.role.value for m in history.messages] == ["user", "assistant"]
+    assert [p.type_ for p in history.messages[0].parts] == ["text"]
+    assert history.messages[0].parts[0].additional_properties["text"] == "Hello"
+    assert "text" in [p.type_ for p in history.messages[1].parts]
 
     # Typed errors: each is the ErrorResponse model with its code.
     missing = get_session.sync("no-such-session", client=ada)

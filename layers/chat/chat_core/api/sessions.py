@@ -12,10 +12,10 @@ PATCH  /api/chat/sessions/{id}/assign-user    → the anonymous session becomes 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from .. import tasks
 from ..aisdk import history
@@ -129,12 +129,37 @@ async def get_session(session_id: SessionId, user_id: UserId) -> dict[str, Any]:
     }
 
 
+class UIPart(BaseModel):
+    """A part of a message as the AI SDK has it: `type` says which (`text`, `reasoning`,
+    `step-start`, `tool-<name>`, `data-<name>`, …) and the other fields are that part's."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(min_length=1)
+
+
+class UIMessage(BaseModel):
+    """The AI SDK's UIMessage: what `useChat` holds, posts, and is given back."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1, max_length=200)
+    role: Literal["system", "user", "assistant"]
+    parts: list[UIPart]
+    metadata: Any = None
+
+    def stored(self) -> dict[str, Any]:
+        return self.model_dump(include={"id", "role", "parts", "metadata"}, exclude_none=True)
+
+
 class UIMessages(BaseModel):
-    messages: list[dict[str, Any]]
-    """The AI SDK's UIMessage shape: `{id, role, parts, metadata?}`."""
+    messages: list[UIMessage]
 
 
-@router.get("/sessions/{session_id}/messages", response_model=UIMessages)
+# Unset fields (a metadata nobody sent) stay out: the AI SDK rejects nulls in messages.
+@router.get(
+    "/sessions/{session_id}/messages", response_model=UIMessages, response_model_exclude_unset=True
+)
 async def get_messages(session_id: SessionId, user_id: UserId) -> UIMessages:
     """The conversation as an AI SDK client shows it, for `useChat({ messages })`; the
     message in progress is left out, since resuming its stream rebuilds it."""

@@ -31,7 +31,7 @@ from .identity import UserId
 from .openapi import UI_MESSAGE_STREAM, EventStream, responses
 from .paths import SessionId, checked_id
 from .reading import check_reader_room, message_stream_response, task_stream_response
-from .sessions import load_session
+from .sessions import UIMessage, load_session
 
 router = APIRouter(tags=["streams"])
 
@@ -45,26 +45,6 @@ class StreamRequest(BaseModel):
     message: str = Field(min_length=1)
     is_user_message: bool = True
     context: PageContext | None = None
-
-
-class UIPart(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    type: str = Field(min_length=1)
-
-
-class UIMessage(BaseModel):
-    """The AI SDK's UIMessage: what `useChat` holds and posts."""
-
-    model_config = ConfigDict(extra="allow")
-
-    id: str = Field(min_length=1, max_length=200)
-    role: Literal["system", "user", "assistant"]
-    parts: list[UIPart]
-    metadata: Any = None
-
-    def stored(self) -> dict[str, Any]:
-        return self.model_dump(include={"id", "role", "parts", "metadata"}, exclude_none=True)
 
 
 class ChatRequest(BaseModel):
