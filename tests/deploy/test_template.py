@@ -85,7 +85,7 @@ SESSION_WRITERS = {
     "WorkerFunction",
     "SweeperFunction",
 }
-MODEL_CALLERS = {"WorkerFunction", "SweeperFunction"}
+MODEL_CALLERS = {"WorkerFunction"}  # the sweeper re-dispatches, it never runs the model
 # SAM inlines some parameters into the API body at transform time, so the translated
 # template no longer references them; with real parameter values they are used.
 INLINED_BY_SAM = "W2001"
