@@ -556,14 +556,26 @@ async def _webhook(
             _sse(dev, "GET", f"/api/chat/tasks/{task}/stream?last_message_id={cursor}")
         )
         await asyncio.sleep(0.2)  # the reader follows the operation's task live
-        body = json.dumps({"success": True, "result": {"agent_id": "a1", "name": "News"}}).encode()
+        body = json.dumps(
+            {
+                "operation_id": job["operation_id"],
+                "success": True,
+                "result": {"agent_id": "a1", "name": "News"},
+            }
+        ).encode()
         posted = time.perf_counter()
         answer = await api.post(
             job["callback_url"].removeprefix(dev.url), content=body, headers=_signed(secret, body)
         )
+        if answer.status_code != 202:  # nothing will follow: do not wait out the deadline
+            reader.cancel()
+            turn.cancel()
+            await asyncio.gather(reader, turn, return_exceptions=True)
+            errors.append(f"webhook {answer.status_code}: {answer.text[:120]}")
+            continue
         read = await reader
         await turn
-        if answer.status_code != 202 or read.first_delta_at is None or not read.ok:
+        if read.first_delta_at is None or not read.ok:
             errors.append(f"webhook {answer.status_code}, reader {read.errors}")
             continue
         samples.append(read.first_delta_at - posted)
