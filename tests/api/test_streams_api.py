@@ -273,7 +273,10 @@ async def test_unknown_foreign_and_expired_tasks(api, settings_env):
     settings_env(jwt_secret=SECRET)
     missing = await api.get("/api/chat/tasks/nope/stream")
     assert missing.status_code == 404 and missing.json()["detail"]["code"] == "TASK_NOT_FOUND"
-    task = await tasks.create_turn("s-owned", "alice")
+    session = (await api.post("/api/chat/sessions", headers=bearer("alice"))).json()["id"]
+    task = await tasks.create_turn(session, "alice")
+    mine = await api.get(f"/api/chat/tasks/{task.task_id}", headers=bearer("alice"))
+    assert mine.status_code == 200
     for path in (f"/api/chat/tasks/{task.task_id}", f"/api/chat/tasks/{task.task_id}/stream"):
         foreign = await api.get(path, headers=bearer("mallory"))
         assert foreign.status_code == 404 and foreign.json() == missing.json()

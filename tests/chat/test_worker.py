@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from chat_core import keys, registry, tasks
+from chat_core import background, keys, registry, tasks
 from chat_core.chat.service import INTERRUPTED_MARK
 from chat_dev.scripted_model import ToolCall
 from chat_core.redis_client import get_redis
@@ -180,3 +180,30 @@ async def test_a_turn_reports_its_time_to_first_chunk_and_chunk_count(dispatched
     # Every chunk produced (merged deltas count one by one); `start` and `finish` frame them.
     assert chunk_count >= entries - 2
     metrics.clear_metrics()
+
+
+async def test_a_turn_finishing_never_waits_for_or_cancels_another_job(model, settings_env):
+    """Two turns in one process (the dev server, any long-lived worker): the short one ends
+    while the long one is still writing, and the long one runs to its last word."""
+    order: list[str] = []
+
+    class Spawning:
+        async def dispatch(self, job) -> None:
+            async def run() -> None:
+                order.append(f"{await run_job(job)}:{job.task_id}")
+
+            background.spawn(run(), name=f"job:{job.task_id}")
+
+    set_dispatcher(Spawning())
+    long_words = " ".join(f"w{i}" for i in range(40))
+    model.slow_stream(60, text=long_words)
+    _, long_turn = await new_turn("count slowly")
+    await asyncio.sleep(0.3)
+    model.reply_text("Short and done.", stream=True)
+    _, short_turn = await new_turn("say something short")
+    for _ in range(400):
+        if len(order) == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert order == [f"completed:{short_turn.task_id}", f"completed:{long_turn.task_id}"]
+    assert text_of(await stream_of(long_turn.task_id)) == long_words

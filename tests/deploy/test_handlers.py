@@ -224,6 +224,7 @@ def test_stream_start_dispatches_the_worker_function_and_the_turn_completes_ther
 # --- task reconnect ---------------------------------------------------------------------------
 def test_task_reconnect_replays_a_task_from_the_sample_cursor(deploy_env, context) -> None:
     deploy_env("TaskReconnectFunction", read_mode="buffered")
+    create_session()
 
     async def finished_task() -> None:
         task = await tasks.create_turn(SESSION, USER, task_id=TASK)  # opens with `start`
@@ -527,6 +528,8 @@ def test_worker_fails_loudly_on_a_payload_that_is_not_a_job(deploy_env, context)
 def leave_stuck_state() -> None:
     """A turn nobody picked up (its 1 s lease runs out), and a completion that a
     crashed worker read and never acknowledged, out of deliveries."""
+
+    create_session()
 
     async def leave() -> None:
         await tasks.create_turn(SESSION, USER, task_id=TASK)  # leased for 1 s: see the callers

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from chat_core import registry, tasks
+from chat_core.sessions import get_session_store
 from chat_core.protocol.chunks import TextDelta, TextEnd, TextStart
 
 from tests.fakes import FakeIssuer
@@ -88,6 +89,7 @@ def streaming_function(redis_target: Any, issuer: FakeIssuer, tmp_path: Path) ->
 
 async def test_a_running_turn_streams_to_its_end_on_one_connection(streaming_function: str) -> None:
     # No token: the reader is anonymous, so the task is one reachable through its id alone.
+    await get_session_store().create(None, session_id="s-streaming")
     task = await tasks.create_turn("s-streaming", None, task_id=TASK)  # opens with `start`
     await registry.publish_chunks(TASK, [TextStart(id="t1")])
     request = adapter_request(EVENT)
@@ -123,7 +125,8 @@ async def test_the_streaming_function_verifies_users_tokens_itself(
     issuer: FakeIssuer, streaming_function: str
 ) -> None:
     """No authorizer stands in front: the app checks the issuer's signature."""
-    task = await tasks.create_turn("s-owned", "user-9")
+    session = await get_session_store().create("user-9")
+    task = await tasks.create_turn(session.session_id, "user-9")
     await tasks.finish(task, "completed")
     path = f"/api/chat/tasks/{task.task_id}/stream"
     async with httpx.AsyncClient(base_url=streaming_function, timeout=15) as client:

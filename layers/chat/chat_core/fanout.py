@@ -71,6 +71,7 @@ T = TypeVar("T")
 
 _END = StreamEntry("", "")
 _OVERFLOW = StreamEntry("", "overflow")
+_INTERRUPTED = StreamEntry("", "interrupted")
 
 EntryKey = tuple[int, int]
 
@@ -79,12 +80,6 @@ def entry_key(entry_id: str) -> EntryKey:
     """A stream entry id as a comparable pair (`5-1` < `5-10` < `6-0`)."""
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
-
-
-def _interrupted(exc: BaseException) -> str:
-    return Error(
-        error_text=f"The stream was interrupted ({type(exc).__name__}). Reconnect to resume."
-    ).to_json()
 
 
 class Subscription:
@@ -107,6 +102,9 @@ class Subscription:
         self._page = settings.replay_page_size
         self._listener: asyncio.Task[None] | None = None
         self._ended = False
+        self.interrupted = False
+        """The subscription ended before the task did: its last entry is an `error` whose id
+        (and text) name the last entry delivered, where a reconnect resumes."""
         # Set by the fan-out while live: `_skip_through` filters entries this reader already
         # has (it joined a feed that was behind it); `_wake` tells the listener it must
         # catch up by itself (lagging) or stop (done).
@@ -157,11 +155,17 @@ class Subscription:
         if entry is _END:
             self._end()
             raise StopAsyncIteration
-        if entry is _OVERFLOW:
+        if entry is _OVERFLOW or entry is _INTERRUPTED:
             self._end()
+            self.interrupted = True
+            why = (
+                "This reader fell too far behind the stream."
+                if entry is _OVERFLOW
+                else "The stream was interrupted."
+            )
             text = (
-                "This reader fell too far behind the stream. Reconnect with Last-Event-ID "
-                f"{self.last_delivered_id} to continue without losing anything."
+                f"{why} Reconnect with Last-Event-ID {self.last_delivered_id} to continue "
+                "without losing anything."
             )
             return StreamEntry(self.last_delivered_id, Error(error_text=text).to_json())
         if entry.id:
@@ -266,9 +270,9 @@ class Subscription:
             self._wake.set()
 
     def fail(self, exc: BaseException) -> None:
+        logger.warning("reader of %s interrupted: %s", self.task_id, type(exc).__name__)
         self._drain()
-        self._queue.put_nowait(StreamEntry("", _interrupted(exc)))
-        self._queue.put_nowait(_END)
+        self._queue.put_nowait(_INTERRUPTED)
         self.state = "done"
         self._wake.set()
 

@@ -217,6 +217,19 @@ return {'finished', applied and '1' or '0'}
     rest="closing",
 )
 
+# An anonymous task becomes its claimed session's owner's (an owned one never changes hands).
+TASK_CLAIM_OWNER = Script(
+    "meta",
+    "user_id",
+    """
+if redis.call('EXISTS', meta) == 0 or (redis.call('HGET', meta, 'user_id') or '') ~= '' then
+  return 0
+end
+redis.call('HSET', meta, 'user_id', user_id)
+return 1
+""",
+)
+
 # Deleting a session's tasks: the stream goes at once, so no reader gets it again.
 TASK_DELETE = Script(
     "meta stream",

@@ -96,6 +96,8 @@ async def message_events(task_id: str) -> AsyncIterator[ServerSentEvent]:
                         timeout=min(settings.heartbeat_seconds, remaining)
                     )
                 except StopAsyncIteration:
+                    if subscription.interrupted:
+                        return  # its last event named where to resume: no [DONE]
                     break
                 if entry is None:
                     yield sse.HEARTBEAT

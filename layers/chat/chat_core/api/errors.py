@@ -7,7 +7,9 @@ Another user's session or task is "not found", word for word like one that does 
 
 from __future__ import annotations
 
+import logging
 
+import redis.exceptions
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -37,6 +39,18 @@ TASK_EXPIRED = ApiError(
     410, "TASK_EXPIRED", "This task has expired; its stream can no longer be replayed."
 )
 UNAUTHENTICATED = ApiError(401, "UNAUTHENTICATED", "Sign in to do this.")
+
+logger = logging.getLogger(__name__)
+
+# What FastAPI says (400) when a body is not JSON text it can parse: invalid UTF-8, or
+# nesting too deep for the parser. The contract calls that invalid input: 422.
+_UNPARSABLE_BODY = "There was an error parsing the body"
+STORE_RETRY_AFTER_SECONDS = 5
+_STORE_DOWN = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ClusterDownError,
+)
 
 _STATUS_CODES = {
     400: "BAD_REQUEST",
@@ -73,6 +87,26 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == _UNPARSABLE_BODY:
+            return error_response(422, "INVALID_JSON", "The request body is not valid JSON.")
         code = _STATUS_CODES.get(exc.status_code, "ERROR")
         # Starlette's headers stay: a 405 must say what is Allowed (RFC 9110).
         return error_response(exc.status_code, code, str(exc.detail), exc.headers)
+
+    async def _store_down(_: Request, exc: Exception) -> JSONResponse:
+        # A blip, not a failure of the request: the client retries, nothing was half done.
+        logger.warning("Redis unreachable: %s: %s", type(exc).__name__, exc)
+        return error_response(
+            503,
+            "STORE_UNAVAILABLE",
+            f"The chat store cannot be reached right now; retry in {STORE_RETRY_AFTER_SECONDS} s.",
+            {"Retry-After": str(STORE_RETRY_AFTER_SECONDS)},
+        )
+
+    for kind in _STORE_DOWN:
+        app.add_exception_handler(kind, _store_down)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logger.error("unhandled error", exc_info=exc)
+        return error_response(500, "INTERNAL_ERROR", "Something went wrong on our side.")

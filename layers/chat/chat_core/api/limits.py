@@ -3,7 +3,8 @@
     app.add_middleware(BodyLimit)     # CHAT_MAX_BODY_BYTES; the webhook path has its own
 
 A pure ASGI middleware, so the body is counted as it arrives (a missing or lying
-Content-Length does not get past it) and streamed responses pass through untouched.
+Content-Length, or a chunked body, does not get past it) and streamed responses pass
+through untouched.
 """
 
 from __future__ import annotations
@@ -17,17 +18,13 @@ from ..settings import get_settings
 WEBHOOK_PATH_MARK = "/operations/"
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodyLimit:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)  # no route reads a body of anything else
             return
         settings = get_settings()
         webhook = WEBHOOK_PATH_MARK in scope["path"]
@@ -36,28 +33,33 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _refuse(send, limit)
             return
+        # The body is read here, up to the limit, before the app sees any of it: a chunked
+        # body (no length) or one longer than it said is refused here too, as a 413 (the
+        # app, reading it itself, could only fail with a 400). Bodies are small by limit.
+        parts: list[bytes] = []
         received = 0
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal received
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise _TooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
+            if message["type"] != "http.request":  # the client went away
+                return
+            parts.append(message.get("body", b""))
+            received += len(parts[-1])
+            if received > limit:
                 await _refuse(send, limit)
+                return
+            if not message.get("more_body", False):
+                break
+        body = b"".join(parts)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: the disconnect, for streaming responses
+
+        await self.app(scope, replay, send)
 
 
 async def _refuse(send: Send, limit: int) -> None:

@@ -28,15 +28,17 @@ from ..protocol import sse
 from ..settings import get_settings
 from .errors import ApiError
 
-ENTRY_ID = re.compile(r"^\d+(-\d+)?$")
+ENTRY_ID = re.compile(r"^\d{1,20}(-\d{1,20})?$")  # both parts are unsigned 64-bit
+_MAX_PART = 2**64 - 1
 
 
 def resolve_cursor(request: Request, last_message_id: str | None) -> str:
     """`?last_message_id=` wins over `Last-Event-ID`; neither means from the beginning."""
     cursor = last_message_id or request.headers.get("last-event-id") or "0-0"
-    if not ENTRY_ID.match(cursor):
+    if not ENTRY_ID.match(cursor) or any(int(p) > _MAX_PART for p in cursor.split("-")):
+        shown = cursor if len(cursor) <= 64 else f"{cursor[:60]}..."
         raise ApiError(
-            422, "INVALID_CURSOR", f"{cursor!r} is not a stream entry id like 1732200000000-0."
+            422, "INVALID_CURSOR", f"{shown!r} is not a stream entry id like 1732200000000-0."
         )
     return cursor if "-" in cursor else f"{cursor}-0"
 
@@ -65,7 +67,10 @@ async def task_events(subscription: registry.Subscription) -> AsyncIterator[byte
             try:
                 entry = await subscription.next(timeout=min(settings.heartbeat_seconds, remaining))
             except StopAsyncIteration:
-                yield sse.DONE_BYTES
+                # An interrupted read ended with an `error` naming where to resume: no
+                # [DONE], which would tell the client the answer is complete.
+                if not subscription.interrupted:
+                    yield sse.DONE_BYTES
                 return
             if entry is None:
                 if deadline - loop_time() > 0:
@@ -77,7 +82,8 @@ async def task_events(subscription: registry.Subscription) -> AsyncIterator[byte
                     entry = await subscription.next()
                     parts.append(sse.encode_entry(entry.id, entry.data))
             except StopAsyncIteration:
-                parts.append(sse.DONE_BYTES)
+                if not subscription.interrupted:
+                    parts.append(sse.DONE_BYTES)
                 yield b"".join(parts)
                 return
             yield b"".join(parts)

@@ -202,7 +202,11 @@ async def delete_session(session_id: SessionId, user_id: UserId) -> Response:
 
 @router.patch("/sessions/{session_id}/assign-user", response_model=SessionAssigned)
 async def assign_user(session_id: SessionId, user_id: SignedInUserId) -> dict[str, str]:
-    if not await get_session_store().assign_user(session_id, user_id):
+    store = get_session_store()
+    if not await store.assign_user(session_id, user_id):
         raise SESSION_NOT_FOUND
+    # Its tasks follow it: whoever held only their ids loses them with the session.
+    session = await load_session(session_id, user_id)
+    await tasks.claim_owner(session_id, user_id, [m.task_id for m in session.messages if m.task_id])
     await notify(user_id, SessionEvent(type="session_created", session_id=session_id))
     return {"status": "ok", "id": session_id, "user_id": user_id}

@@ -7,8 +7,8 @@
     GET  /api/chat/tasks/{task_id}           {task_id, session_id, status, …}
     POST /api/chat/tasks/{task_id}/cancel    stops the turn; idempotent
 
-404 TASK_NOT_FOUND for a task that does not exist or is someone else's; 410 TASK_EXPIRED
-when only its stream is left.
+404 TASK_NOT_FOUND for a task that does not exist or is someone else's (a task follows its
+session: claimed with it, deleted with it); 410 TASK_EXPIRED when only its stream is left.
 """
 
 from __future__ import annotations

@@ -428,7 +428,8 @@ class _Turn:
             await retrying(
                 lambda: self._append(
                     ChatMessage(role="assistant", content=f"{text}\n\n{INTERRUPTED_MARK}")
-                )
+                ),
+                budget_seconds=self.settings.worker_lease_seconds,
             )
         except Exception:
             logger.warning("could not save the interrupted answer", exc_info=True)

@@ -20,6 +20,7 @@ closing chunks; while running it is in a phase:
 | running            | `cancel`          | cancelled          | a working worker stops within `cancel_poll_ms`, else as `finish` |
 | running            | `finish`          | completed, failed, cancelled | closing chunks (tool call without result), `error`, `finish`; index, turn pointer or operation set, guard, tool message, `task_finished` |
 | running, lease out | `expire`          | failed             | as `finish`, with the message for the phase it died in |
+| any                | `claim_owner`     | (unchanged)        | an anonymous session's tasks become its new owner's |
 | any                | `end_session`     | cancelled, then gone | as `cancel` for what runs; every task of the session unreadable at once |
 
 Every function here is safe to call twice: only the first call of a transition that
@@ -38,6 +39,7 @@ from .lifecycle import (
     await_operation,
     cancel,
     claim,
+    claim_owner,
     create_operation,
     create_turn,
     end_session,
@@ -61,6 +63,7 @@ __all__ = [
     "await_operation",
     "cancel",
     "claim",
+    "claim_owner",
     "create_operation",
     "create_turn",
     "end_session",

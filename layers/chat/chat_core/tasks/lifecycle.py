@@ -502,18 +502,31 @@ async def end_session(session_id: str, task_ids: Sequence[str] = ()) -> None:
     """A session is being deleted: what runs in it is cancelled, and its tasks (`task_ids`,
     those its messages name, and whatever its pointer and operation set hold) are deleted
     at once, so neither their streams nor their status can be read again."""
-    pointer, operations = keys.session_turn(session_id), keys.session_operations(session_id)
-    pipe = get_redis().pipeline(transaction=False)
-    pipe.get(pointer)
-    pipe.smembers(operations)
-    turn_id, operation_ids = await pipe.execute()
-    ids = {*task_ids, *operation_ids, *([turn_id] if turn_id else [])}
+    ids = await _session_task_ids(session_id, task_ids)
     for task in await get_tasks(sorted(ids)):
         if task.running:
             await lua.TASK_REQUEST_CANCEL(meta=keys.task_meta(task.task_id))
             await finish(task, "cancelled")
     await asyncio.gather(*(lua.TASK_DELETE(**task_keys(t)) for t in ids))
-    await get_redis().delete(pointer, operations)
+    await get_redis().delete(keys.session_turn(session_id), keys.session_operations(session_id))
+
+
+async def claim_owner(session_id: str, user_id: str, task_ids: Sequence[str] = ()) -> None:
+    """An anonymous session was claimed by `user_id`: its tasks (`task_ids`, those its
+    messages name, and whatever its pointer and operation set hold) follow it, so whoever
+    held only their ids can no longer read or cancel them."""
+    ids = await _session_task_ids(session_id, task_ids)
+    await asyncio.gather(
+        *(lua.TASK_CLAIM_OWNER(meta=keys.task_meta(t), user_id=user_id) for t in ids)
+    )
+
+
+async def _session_task_ids(session_id: str, task_ids: Sequence[str]) -> set[str]:
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.get(keys.session_turn(session_id))
+    pipe.smembers(keys.session_operations(session_id))
+    turn_id, operation_ids = await pipe.execute()
+    return {*task_ids, *operation_ids, *([turn_id] if turn_id else [])}
 
 
 # --- Finding a session's running task -------------------------------------------------------

@@ -105,7 +105,9 @@ async def run_on_task(task_id: str, worker_id: str, body: Body) -> str:
         watch.cancel()
         await asyncio.gather(watch, return_exceptions=True)
     try:
-        await retrying(lambda: tasks.finish(task, status, error))
+        # Up to the lease: past it the sweeper ends the task anyway.
+        lease = get_settings().worker_lease_seconds
+        await retrying(lambda: tasks.finish(task, status, error), budget_seconds=lease)
     except BLIPS:
         logger.exception("task %s could not be finished; the sweeper will end it", task_id)
     await _snapshot(task)
