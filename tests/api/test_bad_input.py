@@ -142,8 +142,8 @@ async def test_a_pending_operation_does_not_block_the_next_message(api, model, a
     session = (await api.post("/api/chat/sessions")).json()["id"]
     model.reply_tool_calls(ToolCall("create_agent", {"description": "Chase invoices"}), stream=True)
     first = await api.post(f"/api/chat/sessions/{session}/stream", json={"message": "Build it"})
-    started = next(c for c in sse_chunks(first.text) if c["type"] == "tool-output-available")
-    operation_task = started["output"]["task_id"]
+    started = next(c for c in sse_chunks(first.text) if c["type"] == "data-operation-started")
+    operation_task = started["data"]["taskId"]
     model.reply_text("Meanwhile: hello!", stream=True)
     second = await api.post(f"/api/chat/sessions/{session}/stream", json={"message": "Hi again"})
     assert second.status_code == 200
