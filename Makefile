@@ -47,6 +47,7 @@ bench: $(STAMP) test-deps ## Benchmarks: prints a table, writes JSON in bench/re
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check layers functions bench tests dev
 	$(BIN)/ruff format --check layers functions bench tests dev
+	$(BIN)/mypy
 
 clean: ## Remove .venv, caches, bench results and node_modules
 	rm -rf $(VENV) .pytest_cache bench/results tests/js/node_modules web/node_modules

@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import redis
-from redis.utils import HIREDIS_AVAILABLE
-
 from chat_core import redis_client
-from chat_dev.embedded_redis import EmbeddedRedis
 from chat_core.settings import get_settings
+from chat_dev.embedded_redis import EmbeddedRedis
+from redis.utils import HIREDIS_AVAILABLE
 
 RESULTS_DIR = Path(__file__).parent / "results"
 
@@ -144,7 +143,10 @@ def check_targets(
 def render_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     cells = [[str(c) for c in columns], *[[str(c) for c in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-    lines = [" | ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in cells]
+    lines = [
+        " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip()
+        for row in cells
+    ]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(lines)
 

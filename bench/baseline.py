@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 META_PREFIX = "naive:task:meta:"
@@ -64,7 +64,7 @@ def meta_fields(
         "tool_name": tool_name,
         "operation_id": operation_id,
         "status": status,
-        "created_at": created_at or datetime.now(timezone.utc).isoformat(),
+        "created_at": created_at or datetime.now(UTC).isoformat(),
     }
 
 
@@ -133,7 +133,7 @@ class PollingSubscriber:
         self._cursor = cursor
         self._listener: asyncio.Task[None] | None = None
 
-    def start(self) -> "PollingSubscriber":
+    def start(self) -> PollingSubscriber:
         self._listener = asyncio.create_task(self._listen())
         return self
 

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from chat_core.settings import Settings
 from samtranslator.yaml_helper import yaml_parse
 
 from bench._common import Target, check_targets, embedded_redis
-from chat_core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 TURNS_MEASURED = 20
@@ -48,8 +48,6 @@ def _memory_mb() -> dict[str, int]:
 async def _turns(count: int) -> dict[str, float]:
     """Run `count` turns; what one turn takes beyond Redis: worker invocations (jobs
     dispatched) and model requests (the answer, a first turn's title)."""
-    from chat_dev.scripted_model import ScriptedModelServer
-
     from chat_core import background
     from chat_core.chat.llm import reset_llm_clients
     from chat_core.sessions import get_session_store
@@ -57,6 +55,7 @@ async def _turns(count: int) -> dict[str, float]:
     from chat_core.tasks import start_turn
     from chat_core.worker.dispatch import InProcessDispatcher, set_dispatcher
     from chat_core.worker.runner import run_job
+    from chat_dev.scripted_model import ScriptedModelServer
 
     with ScriptedModelServer() as model:
         os.environ.update(CHAT_LLM_BASE_URL=model.base_url, CHAT_LLM_API_KEY="bench")

@@ -45,7 +45,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -516,7 +516,7 @@ async def _first_token(
 
 def _signed(secret: str, body: bytes) -> dict[str, str]:
     webhook_id = f"msg_{uuid.uuid4().hex}"
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return {
         "webhook-id": webhook_id,
         "webhook-timestamp": str(int(now.timestamp())),

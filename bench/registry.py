@@ -20,19 +20,9 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from bench import baseline
-from bench._common import (
-    Target,
-    check_targets,
-    embedded_redis,
-    environment,
-    mean,
-    median,
-    summary_ms,
-)
 from chat_core import keys, redis_client, registry, tasks
 from chat_core.protocol.chunks import (
     FINISH_JSON,
@@ -47,6 +37,17 @@ from chat_core.protocol.chunks import (
 from chat_core.publisher import ChunkPublisher
 from chat_core.redis_client import get_redis
 from chat_core.settings import get_settings
+
+from bench import baseline
+from bench._common import (
+    Target,
+    check_targets,
+    embedded_redis,
+    environment,
+    mean,
+    median,
+    summary_ms,
+)
 
 TARGETS = (
     Target("publish_speedup", ">=", 4),
@@ -395,7 +396,7 @@ async def _load_ours(tasks: Sequence[_StoredTask]) -> float:
     started = time.perf_counter()
     now_ms = int(time.time() * 1000)
     ttl_ms = get_settings().stream_ttl_seconds * 1000
-    created_at = datetime.now(timezone.utc).isoformat()
+    created_at = datetime.now(UTC).isoformat()
     for offset in range(0, len(tasks), LOAD_BATCH):
         pipe = r.pipeline(transaction=False)
         for t in tasks[offset : offset + LOAD_BATCH]:
@@ -428,7 +429,7 @@ async def _load_baseline(tasks: Sequence[_StoredTask]) -> float:
     r = get_redis()
     started = time.perf_counter()
     ttl = baseline.STREAM_TTL_SECONDS
-    created_at = datetime.now(timezone.utc).isoformat()
+    created_at = datetime.now(UTC).isoformat()
     for offset in range(0, len(tasks), LOAD_BATCH):
         pipe = r.pipeline(transaction=False)
         for t in tasks[offset : offset + LOAD_BATCH]:

@@ -69,6 +69,15 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import openai
+from chat_core import keys, redis_client, registry, tasks
+from chat_core.chat.llm import get_llm_client, reset_llm_clients
+from chat_core.protocol.chunks import FINISH_JSON
+from chat_core.sessions import get_session_store
+from chat_core.settings import Settings, get_settings
+from chat_core.worker.dispatch import set_dispatcher
+from chat_core.worker.jobs import Job
+from chat_core.worker.runner import run_job
+from chat_dev.scripted_model import ReplyWith, ScriptedModelServer
 
 from bench._common import (
     Target,
@@ -79,15 +88,6 @@ from bench._common import (
     percentile,
     summary_ms,
 )
-from chat_core import keys, redis_client, registry, tasks
-from chat_core.chat.llm import get_llm_client, reset_llm_clients
-from chat_dev.scripted_model import ReplyWith, ScriptedModelServer
-from chat_core.protocol.chunks import FINISH_JSON
-from chat_core.sessions import get_session_store
-from chat_core.settings import Settings, get_settings
-from chat_core.worker.dispatch import set_dispatcher
-from chat_core.worker.jobs import Job
-from chat_core.worker.runner import run_job
 
 TARGETS = (Target("per_chunk_overhead_p50_ms", "<", 1),)
 
@@ -129,7 +129,7 @@ class _TimedModelServer(ScriptedModelServer):
         super().__init__()
         self.streams: list[Emitted] = []
 
-    def start(self, timeout: float = 10.0) -> "_TimedModelServer":
+    def start(self, timeout: float = 10.0) -> _TimedModelServer:
         super().start(timeout)
         # The parent binds a socket with proto 0, and asyncio sets TCP_NODELAY only on
         # sockets whose proto is IPPROTO_TCP: its connections keep Nagle on, and a stream's
@@ -208,7 +208,7 @@ class _Child:
         self._conn, child_end = ctx.Pipe()
         self._process = ctx.Process(target=target, args=(child_end,), name=name, daemon=True)
 
-    def __enter__(self) -> "_Child":
+    def __enter__(self) -> _Child:
         self._process.start()
         return self
 
@@ -248,12 +248,12 @@ class _Run:
 
     @property
     def latencies(self) -> list[float]:
-        return [v - e for v, e in zip(self.visible, self.emitted)]
+        return [v - e for v, e in zip(self.visible, self.emitted, strict=False)]
 
     @property
     def in_stream(self) -> list[float]:
         """Latency until the piece is in the task stream (the SDK's: until it has it)."""
-        return [w - e for w, e in zip(self.written or self.visible, self.emitted)]
+        return [w - e for w, e in zip(self.written or self.visible, self.emitted, strict=False)]
 
     @property
     def text_seconds(self) -> float:

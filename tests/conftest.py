@@ -20,19 +20,18 @@ import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pytest
 import redis
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import httpx
-
     from chat_dev.scripted_model import ScriptedModelServer
 
 from chat_core import redis_client
-from chat_dev.embedded_redis import EmbeddedCluster, EmbeddedRedis
 from chat_core.settings import Settings, get_settings
+from chat_dev.embedded_redis import EmbeddedCluster, EmbeddedRedis
 
 # Keys from a developer's shell must not leak into tests (a live key would make the
 # scripted-model tests talk to a real model). Live tests read it from here.
@@ -229,10 +228,9 @@ def dynamodb_table(settings_env, monkeypatch: pytest.MonkeyPatch) -> Iterator[st
     import threading
 
     import boto3
+    from chat_core.sessions.dynamodb_table import create_table
     from moto import mock_aws
     from moto.dynamodb.responses import DynamoHandler
-
-    from chat_core.sessions.dynamodb_table import create_table
 
     # DynamoDB applies each request atomically; moto does not when called from several
     # threads (its TransactWriteItems deep-copies the live table). One request at a time
@@ -240,7 +238,7 @@ def dynamodb_table(settings_env, monkeypatch: pytest.MonkeyPatch) -> Iterator[st
     one_request_at_a_time = threading.Lock()
     call_action = DynamoHandler.call_action
 
-    def atomic_call_action(handler: "DynamoHandler"):
+    def atomic_call_action(handler: DynamoHandler):
         with one_request_at_a_time:
             return call_action(handler)
 
@@ -264,7 +262,7 @@ def store_backend(request: pytest.FixtureRequest, redis_target, settings_env) ->
 
 
 @pytest.fixture(scope="session")
-def scripted_server() -> Iterator["ScriptedModelServer"]:
+def scripted_server() -> Iterator[ScriptedModelServer]:
     from chat_dev.scripted_model import ScriptedModelServer
 
     with ScriptedModelServer() as server:
@@ -315,11 +313,10 @@ def agent_generator(agent_generator_server, monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.fixture
-async def api(model) -> AsyncIterator["httpx.AsyncClient"]:
+async def api(model) -> AsyncIterator[httpx.AsyncClient]:
     """The whole HTTP API in-process (all routers, in-process worker), with the scripted
     model answering. Streaming responses arrive complete: they end at `finish`."""
     import httpx
-
     from chat_core import background
     from chat_core.api.app import ALL_ROUTERS, create_app
 

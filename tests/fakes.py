@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
@@ -34,7 +34,7 @@ def signed_headers(
     timestamp: datetime | None = None,
 ) -> dict[str, str]:
     webhook_id = webhook_id or f"msg_{uuid.uuid4().hex}"
-    timestamp = timestamp or datetime.now(timezone.utc)
+    timestamp = timestamp or datetime.now(UTC)
     signature = Webhook(secret).sign(webhook_id, timestamp, body.decode())
     return {
         "webhook-id": webhook_id,

@@ -63,6 +63,7 @@ warnings.filterwarnings("ignore", message="POWERTOOLS_DEV environment variable i
 
 import jwt
 import uvicorn
+from chat_core.settings import get_settings
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -70,7 +71,6 @@ from starlette.types import Scope
 
 from chat_dev.embedded_redis import EmbeddedRedis
 from chat_dev.scripted_model import ScriptedModelServer
-from chat_core.settings import get_settings
 
 logger = logging.getLogger("chat_core.devserver")
 
@@ -297,6 +297,7 @@ def build_app(env: DevEnvironment) -> FastAPI:
     from chat_core.redis_client import close_redis
     from chat_core.worker.dispatch import InProcessDispatcher, set_dispatcher
     from chat_core.worker.runner import run_job
+
     from chat_dev.fake_agent_generator import FakeAgentGenerator
 
     set_dispatcher(InProcessDispatcher(run_job))  # the worker runs in this process

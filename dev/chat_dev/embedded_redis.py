@@ -117,7 +117,7 @@ class EmbeddedRedis:
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
-    def start(self, timeout: float = 10.0) -> "EmbeddedRedis":
+    def start(self, timeout: float = 10.0) -> EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         persistence = (
             ["--appendonly", "yes", "--appendfsync", "everysec", "--save", "60 1"]
@@ -183,7 +183,7 @@ class EmbeddedRedis:
                 self.process.wait()
         self.process = None
 
-    def __enter__(self) -> "EmbeddedRedis":
+    def __enter__(self) -> EmbeddedRedis:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -219,7 +219,7 @@ class EmbeddedCluster:
     def ports(self) -> list[int]:
         return [s.port for s in self.servers]
 
-    def start(self, timeout: float = 20.0) -> "EmbeddedCluster":
+    def start(self, timeout: float = 20.0) -> EmbeddedCluster:
         try:
             for server in self.servers:
                 server.start()
@@ -251,7 +251,7 @@ class EmbeddedCluster:
         for server in self.servers:
             server.stop()
 
-    def __enter__(self) -> "EmbeddedCluster":
+    def __enter__(self) -> EmbeddedCluster:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -137,7 +137,7 @@ class Completion:
                     "type": "function",
                     "function": {"name": call.name, "arguments": call.arguments_json()},
                 }
-                for call_id, call in zip(self.call_ids, self.reply.tool_calls)
+                for call_id, call in zip(self.call_ids, self.reply.tool_calls, strict=False)
             ]
         return {
             "id": self.id,
@@ -182,7 +182,9 @@ class Completion:
             yield self.chunk({self.reply.reasoning_field: piece})
         for piece in text_pieces(self.reply.text, rng):
             yield self.chunk({"content": piece})
-        for index, (call_id, call) in enumerate(zip(self.call_ids, self.reply.tool_calls)):
+        for index, (call_id, call) in enumerate(
+            zip(self.call_ids, self.reply.tool_calls, strict=False)
+        ):
             function = {"name": call.name, "arguments": ""}
             head = {"index": index, "id": call_id, "type": "function", "function": function}
             yield self.chunk({**first, "tool_calls": [head]})

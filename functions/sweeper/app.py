@@ -12,7 +12,6 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from chat_core.aws import run
 from chat_core.completions.sweeper import sweep
 from chat_core.observability import configure_lambda_logging, logger, metrics, tracer

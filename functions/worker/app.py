@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from chat_core.aws import run
 from chat_core.observability import configure_lambda_logging, logger, metrics, tracer
 from chat_core.worker.jobs import parse_job

@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from chat_core import registry
 from chat_core.api.app import ALL_ROUTERS, create_app
-from chat_core.tasks import start_turn
 from chat_core.sessions import get_session_store
+from chat_core.tasks import start_turn
 from chat_dev.scripted_model import ReplyWith
+
 from tests.api.test_streams_api import wait_until_streaming
 from tests.conftest import sse_chunks
 

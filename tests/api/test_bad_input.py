@@ -7,9 +7,9 @@ import asyncio
 import json
 
 import pytest
-
 from chat_core import keys, registry
 from chat_core.redis_client import get_redis
+
 from tests.api.test_sessions_api import bearer
 from tests.api.test_streams_api import start_slow_turn, wait_until_streaming
 from tests.conftest import sse_chunks

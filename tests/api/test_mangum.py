@@ -8,11 +8,11 @@ import json
 import threading
 
 import pytest
-
 from chat_core import aws
 from chat_core.api.app import ALL_ROUTERS, create_app
 from chat_core.worker.dispatch import set_dispatcher
 from chat_core.worker.runner import run_job
+
 from tests.api.gateway import http_api_event
 from tests.chunk_rules import assert_valid_turn
 from tests.conftest import parse_sse

@@ -8,15 +8,14 @@ from typing import Annotated, Any
 
 import jwt
 import pytest
-from fastapi import APIRouter, FastAPI, Query
-from openapi_spec_validator import validate
-from pydantic import BaseModel
-
 from chat_core.api.app import ALL_ROUTERS, create_app
 from chat_core.api.identity import SignedInUserId, UserId
 from chat_core.api.openapi import ErrorResponse, documented, install_openapi, responses
 from chat_core.api.paths import SessionId
 from chat_core.protocol.chunks import CHUNK_TYPES
+from fastapi import APIRouter, FastAPI, Query
+from openapi_spec_validator import validate
+from pydantic import BaseModel
 
 SECRET = "openapi-test-secret-with-enough-entropy-0123456789"
 SSE_OPERATIONS = {

@@ -6,7 +6,6 @@ import time
 
 import jwt
 import pytest
-
 from chat_core.redis_client import get_redis
 
 SECRET = "test-jwt-secret-with-enough-entropy-0123456789"

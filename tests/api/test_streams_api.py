@@ -6,10 +6,10 @@ import asyncio
 import json
 
 import pytest
-
 from chat_core import keys, registry, tasks
 from chat_core.api.app import ALL_ROUTERS, create_app
 from chat_core.redis_client import get_redis
+
 from tests.chunk_rules import assert_valid_turn, text_of
 from tests.conftest import parse_sse, sse_chunks
 
@@ -338,3 +338,30 @@ async def test_past_the_reader_cap_readers_get_503_with_retry_after_and_the_turn
     chunks = sse_chunks(response.text)
     assert_valid_turn(chunks)
     assert text_of(chunks).split() == [f"w{i}" for i in range(20)]
+
+
+async def test_a_turn_longer_than_stream_max_length_is_resumed_whole(api, settings_env):
+    """Task streams are never trimmed: an AI SDK resume, which replays the turn from its
+    `start`, and a reader with any old cursor get every entry, however long the turn."""
+    from chat_core.protocol import chunks as c
+    from chat_core.sessions import get_session_store
+    from chat_core.worker.dispatch import set_dispatcher
+
+    from tests.chat.test_worker import Recorder
+
+    settings_env(stream_max_length=100, stream_budget_seconds=1.5)
+    session = (await api.post("/api/chat/sessions")).json()["id"]
+    set_dispatcher(Recorder())  # the turn runs, and the test writes its content
+    stored = await get_session_store().get(session, None)
+    task = await tasks.start_turn(stored, "count to 500", None)
+    await registry.publish_chunks(task.task_id, [c.StartStep(), c.TextStart(id="t")])
+    for batch in range(10):
+        await registry.publish_chunks(
+            task.task_id, [c.TextDelta(id="t", delta=f"{batch * 50 + i} ") for i in range(50)]
+        )
+    assert await get_redis().xlen(keys.task_stream(task.task_id)) == 503  # start + 2 + 500
+    resumed = sse_chunks((await api.get(f"/api/chat/{session}/stream")).text)
+    assert resumed[0]["type"] == "start"
+    assert text_of(resumed).split() == [str(i) for i in range(500)]
+    old_cursor = await api.get(f"/api/chat/tasks/{task.task_id}/stream?last_message_id=1-0")
+    assert text_of(sse_chunks(old_cursor.text)).split() == [str(i) for i in range(500)]

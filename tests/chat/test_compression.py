@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from chat_core import background
 from chat_core.chat.compression import SUMMARY_INSTRUCTIONS
 from chat_core.chat.context import SUMMARY_HEADING, compaction_cut, repair
 from chat_core.chat.service import stream_chat_completion
 from chat_core.sessions import get_session_store
 from chat_core.sessions.models import ChatMessage
+
 from tests.chunk_rules import assert_valid_content
 
 SUMMARISER = "scripted-summariser"

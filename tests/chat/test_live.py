@@ -2,9 +2,9 @@
 their always-on twins against the scripted model are in test_turn.py."""
 
 import pytest
-
 from chat_core.chat.service import stream_chat_completion
 from chat_core.sessions import get_session_store
+
 from tests.conftest import LIVE_API_KEY, set_env
 
 pytestmark = [

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from chat_core import background
 from chat_core.chat.llm import MODEL_NOT_AVAILABLE_REGION
 from chat_core.chat.service import TurnFailed, stream_chat_completion
 from chat_core.sessions import get_session_store
+
 from tests.chunk_rules import assert_valid_content, text_of
 from tests.conftest import sse_chunks
 

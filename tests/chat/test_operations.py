@@ -6,19 +6,19 @@ import asyncio
 import json
 
 import pytest
-from pydantic import BaseModel
-
 from chat_core import keys, registry, tasks, tools
-from chat_dev.scripted_model import ToolCall
 from chat_core.redis_client import get_redis
 from chat_core.sessions import get_session_store
-from tests.completions.test_flow import operation_started
 from chat_core.tools import Tool, ToolContext
 from chat_core.worker.dispatch import set_dispatcher
 from chat_core.worker.jobs import RunTool
 from chat_core.worker.runner import run_job
+from chat_dev.scripted_model import ToolCall
+from pydantic import BaseModel
+
 from tests.chat.test_worker import Recorder, stream_of
 from tests.chunk_rules import assert_valid_turn, text_of
+from tests.completions.test_flow import operation_started
 
 pytestmark = pytest.mark.both
 

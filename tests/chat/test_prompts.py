@@ -4,10 +4,8 @@ import sys
 import types
 
 import pytest
-
 from chat_core.chat import prompts
 from chat_core.chat.prompts import DEFAULT_SYSTEM_PROMPT, build_system_prompt
-
 
 pytestmark = pytest.mark.usefixtures("redis_target")  # the user store is read for the prompt
 

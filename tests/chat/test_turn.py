@@ -12,13 +12,13 @@ import asyncio
 import json
 
 import pytest
-
 from chat_core import background
 from chat_core.chat.context import SUMMARY_HEADING
 from chat_core.chat.service import INTERRUPTED_MARK, TurnFailed, stream_chat_completion
-from chat_dev.scripted_model import ToolCall
 from chat_core.sessions import get_session_store
 from chat_core.sessions.models import ChatMessage
+from chat_dev.scripted_model import ToolCall
+
 from tests.chunk_rules import assert_valid_content, text_of
 
 

@@ -7,15 +7,15 @@ import json
 import time
 
 import pytest
-
 from chat_core import background, keys, registry, tasks
 from chat_core.chat.service import INTERRUPTED_MARK
-from chat_dev.scripted_model import ToolCall
 from chat_core.redis_client import get_redis
 from chat_core.sessions import get_session_store
 from chat_core.worker.dispatch import set_dispatcher
 from chat_core.worker.jobs import RunTurn
 from chat_core.worker.runner import run_job
+from chat_dev.scripted_model import ToolCall
+
 from tests.chunk_rules import assert_valid_turn, text_of
 
 pytestmark = pytest.mark.both

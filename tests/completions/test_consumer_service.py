@@ -6,15 +6,13 @@ import asyncio
 import logging
 
 import pytest
-
 from chat_core import keys, registry, tasks
 from chat_core.completions.consumer import ConsumerService
 from chat_core.completions.inbox import CompletionMessage
-from chat_core.redis_client import get_redis
-from chat_dev.embedded_redis import EmbeddedRedis
-from chat_core.redis_client import reset_clients
+from chat_core.redis_client import get_redis, reset_clients
 from chat_core.sessions import get_session_store
 from chat_core.sessions.models import ChatMessage
+from chat_dev.embedded_redis import EmbeddedRedis
 
 
 @pytest.mark.slow

@@ -7,7 +7,6 @@ import asyncio
 import json
 
 import pytest
-
 from chat_core import keys, registry, tasks
 from chat_core.completions import consumer
 from chat_core.completions.consumer import claim_stale
@@ -23,9 +22,10 @@ from chat_core.worker.dispatch import (
 )
 from chat_core.worker.jobs import ContinueOperation
 from chat_dev.scripted_model import ToolCall
+
+from tests.chat.test_worker import Recorder
 from tests.chunk_rules import assert_valid_turn, text_of
 from tests.conftest import sse_chunks
-from tests.chat.test_worker import Recorder
 from tests.fakes import signed_headers
 
 pytestmark = [pytest.mark.both, pytest.mark.redis7, pytest.mark.valkey]
@@ -287,7 +287,7 @@ async def test_xautoclaim_follows_its_cursor_through_many_stale_entries(
 ):
     settings_env(completions_claim_idle_ms=0, completions_batch_size=2)
     await consumer.ensure_group()
-    for i in range(7):
+    for _i in range(7):
         await get_redis().xadd(keys.COMPLETIONS, {"data": "not json"})
     reply = await get_redis().xreadgroup(
         keys.COMPLETIONS_GROUP, "crashed", {keys.COMPLETIONS: ">"}, count=10

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-
 from chat_core import keys, tasks
 from chat_core.redis_client import get_redis
+
 from tests.fakes import WEBHOOK_SECRET, signed_headers
 
 pytestmark = pytest.mark.both
@@ -141,15 +141,11 @@ async def test_no_secret_configured_answers_503(api, operation, settings_env):
         ),
         (
             "stale",
-            lambda body: signed_headers(
-                body, timestamp=datetime.now(timezone.utc) - timedelta(minutes=6)
-            ),
+            lambda body: signed_headers(body, timestamp=datetime.now(UTC) - timedelta(minutes=6)),
         ),
         (
             "from the future",
-            lambda body: signed_headers(
-                body, timestamp=datetime.now(timezone.utc) + timedelta(minutes=6)
-            ),
+            lambda body: signed_headers(body, timestamp=datetime.now(UTC) + timedelta(minutes=6)),
         ),
         ("tampered", lambda body: signed_headers(b'{"success": false}')),
     ],

@@ -31,10 +31,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
-from moto.dynamodb.responses import DynamoHandler
-from samtranslator.yaml_helper import yaml_parse
-
 from chat_core import aws as lambda_runtime
 from chat_core import background, redis_client
 from chat_core.observability import configure_lambda_logging, logger
@@ -42,6 +38,9 @@ from chat_core.sessions.dynamodb_table import create_table
 from chat_core.settings import get_settings
 from chat_core.worker.dispatch import InProcessDispatcher, set_dispatcher
 from chat_core.worker.runner import run_job
+from moto import mock_aws
+from moto.dynamodb.responses import DynamoHandler
+from samtranslator.yaml_helper import yaml_parse
 
 from tests.fakes import FakeIssuer
 

@@ -28,16 +28,14 @@ from typing import Any
 import boto3
 import httpx
 import pytest
-from moto.server import ThreadedMotoServer
-
 from chat_core.sessions.dynamodb_table import create_table
-from chat_dev.scripted_model import ScriptedModelServer
 from chat_dev.embedded_redis import free_port
-
-from tests.fakes import FakeIssuer
+from chat_dev.scripted_model import ScriptedModelServer
+from moto.server import ThreadedMotoServer
 
 from bench._sam import RUNTIME_BOTO3, SAM_VENV, Build, missing
 from bench._sam import sam_build as build_for_this_machine
+from tests.fakes import FakeIssuer
 
 from .conftest import (
     FUNCTION_IDS,
@@ -323,8 +321,8 @@ async def test_a_built_turn_streams_token_by_token_and_reconnects_from_a_cursor(
     for name, value in world.environment.items():
         if name.startswith("AWS_"):
             monkeypatch.setenv(name, value)
-    from chat_core.settings import get_settings
     from chat_core.sessions import get_session_store
+    from chat_core.settings import get_settings
 
     get_settings.cache_clear()
     await get_session_store().create(None, session_id=session_id)

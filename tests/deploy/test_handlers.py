@@ -15,8 +15,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
-from pydantic import ValidationError
-
 from chat_core import keys, registry, tasks
 from chat_core.aws import run
 from chat_core.completions.consumer import ensure_group
@@ -29,6 +27,7 @@ from chat_core.protocol.chunks import (
 from chat_core.redis_client import get_redis
 from chat_core.sessions import ChatMessage, get_session_store
 from chat_core.worker.jobs import DrainCompletions, RunTurn, parse_job
+from pydantic import ValidationError
 
 from tests.chunk_rules import assert_valid_turn
 from tests.fakes import FakeIssuer

@@ -20,10 +20,9 @@ from typing import Any
 
 import httpx
 import pytest
-
 from chat_core import registry, tasks
-from chat_core.sessions import get_session_store
 from chat_core.protocol.chunks import TextDelta, TextEnd, TextStart
+from chat_core.sessions import get_session_store
 
 from tests.fakes import FakeIssuer
 

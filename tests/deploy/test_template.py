@@ -16,25 +16,24 @@ from typing import Any
 
 import pytest
 from cfnlint.api import lint
-from samtranslator.translator.transform import transform
-from starlette.routing import Match, compile_path
-
 from chat_core.api.app import ALL_ROUTERS, create_app
 from chat_core.sessions.dynamodb_table import TABLE_PROPERTIES
 from chat_core.settings import Settings
 from chat_core.worker.jobs import RunTurn, parse_job
+from samtranslator.translator.transform import transform
+from starlette.routing import Match, compile_path
 
 from .conftest import (
+    DEFAULT_CONDITIONS,
     FUNCTION_IDS,
     FUNCTIONS,
     HTTP_FUNCTIONS,
-    STREAMING_FUNCTIONS,
     ROOT,
+    STREAMING_FUNCTIONS,
     TEMPLATE,
-    DEFAULT_CONDITIONS,
     function_environment,
-    resolve,
     load_handler,
+    resolve,
     sample_event,
     template,
 )

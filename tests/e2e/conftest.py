@@ -98,7 +98,7 @@ class DevServer:
                 self.process.wait()
                 raise AssertionError(
                     f"the dev server ignored {signal.Signals(sig).name} for {timeout}s"
-                )
+                ) from None
         return children
 
 

@@ -22,8 +22,17 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import ARTIFACTS, NODE_MODULES, REPO, DevServer, chromium, require
-from .conftest import free_port, have_node, start_dev_server
+from .conftest import (
+    ARTIFACTS,
+    NODE_MODULES,
+    REPO,
+    DevServer,
+    chromium,
+    free_port,
+    have_node,
+    require,
+    start_dev_server,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.node, pytest.mark.slow, pytest.mark.timeout(300)]
 

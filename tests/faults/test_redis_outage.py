@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-
 from chat_core import keys, registry, tasks
 from chat_core.chat.service import INTERRUPTED_MARK
 from chat_core.completions.sweeper import sweep
@@ -22,6 +21,7 @@ from chat_core.redis_client import get_redis, reset_clients
 from chat_core.sessions import get_session_store
 from chat_core.worker.runner import STORE_UNREACHABLE
 from chat_dev.embedded_redis import EmbeddedRedis
+
 from tests.chunk_rules import assert_valid_turn, text_of
 from tests.conftest import parse_sse
 

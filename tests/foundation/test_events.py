@@ -11,10 +11,9 @@ import time
 
 import pytest
 import redis
-from pydantic import BaseModel
-
 from chat_core.events import AsyncEventBus, EventBus, PayloadTooLarge
 from chat_core.redis_client import get_redis, is_cluster
+from pydantic import BaseModel
 
 
 def on_every_topology(test):

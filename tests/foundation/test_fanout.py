@@ -8,7 +8,6 @@ import json
 
 import pytest
 import redis
-
 from chat_core import fanout, registry, tasks
 from chat_core.protocol import chunks as c
 from chat_core.redis_client import get_reader_redis
@@ -66,11 +65,11 @@ async def test_a_hundred_readers_of_one_task_share_one_redis_read(redis_target, 
             task.task_id, [c.TextDelta(id="t", delta=str(i))]
         )
         published.append(entry_id)
-        for sub, entries in zip(subs, got):  # every reader has it before the next one
+        for sub, entries in zip(subs, got, strict=False):  # every reader has it before the next one
             entries.append(await sub.next(timeout=10))
     live_reads = xread_calls(redis_target)
     await tasks.finish(task, "completed")
-    for sub, entries in zip(subs, got):
+    for sub, entries in zip(subs, got, strict=False):
         entries += await asyncio.wait_for(read_all(sub), 10)
         await sub.close()
 

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from chat_core.protocol import chunks as c
 from chat_core.protocol.chunks import ChunkParseError, parse_chunk
 from chat_core.protocol.sse import DONE, HEARTBEAT, encode_entry

@@ -4,7 +4,6 @@ import asyncio
 import json
 
 import pytest
-
 from chat_core import keys, registry, tasks
 from chat_core.protocol import chunks as c
 from chat_core.publisher import ChunkPublisher

@@ -8,7 +8,6 @@ import json
 import time
 
 import pytest
-
 from chat_core import keys, registry, tasks
 from chat_core.protocol import chunks as c
 from chat_core.redis_client import get_redis
@@ -167,7 +166,7 @@ async def test_live_subscribers_see_every_chunk_once_in_order(redis_target):
         )
         await asyncio.sleep(0.005)
     await finish(task)
-    for reader, sub in zip(readers, subs):
+    for reader, sub in zip(readers, subs, strict=False):
         entries = await asyncio.wait_for(reader, 10)
         await sub.close()
         assert [e.id for e in entries[2:-1]] == published  # after the two starts
@@ -183,7 +182,7 @@ async def test_a_reader_that_stops_reading_does_not_grow_memory(redis_target, se
     sub = registry.subscribe(task.task_id, await registry.first_entry_id(task.task_id))
     delivered = [await sub.next(timeout=5) for _ in range(5)]
     assert [e.id for e in delivered] == ids
-    for batch in range(20):  # 2,000 chunks the reader never asks for
+    for _batch in range(20):  # 2,000 chunks the reader never asks for
         await registry.publish_chunks(
             task.task_id, [c.TextDelta(id="t", delta="x") for _ in range(100)]
         )

@@ -11,9 +11,8 @@ from collections.abc import Iterator
 import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
-from moto import mock_aws
-
 from chat_core.settings import Settings
+from moto import mock_aws
 
 
 @pytest.fixture

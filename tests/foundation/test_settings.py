@@ -7,9 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
-from pydantic import AliasChoices
-
 from chat_core.settings import ENV_FILE, Settings, get_settings
+from pydantic import AliasChoices
 
 REPO = Path(__file__).resolve().parents[2]
 

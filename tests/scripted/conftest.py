@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from openai import AsyncOpenAI
-
 from chat_dev.scripted_model import ScriptedModelServer
+from openai import AsyncOpenAI
 
 
 @pytest.fixture(scope="session")

@@ -13,11 +13,10 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from openai import AsyncOpenAI
-
 from chat_dev.scripted_brain import agent_intent, answer, search_query, title_for
 from chat_dev.scripted_model import Drop, ScriptedModelServer, ToolCall
 from chat_dev.scripted_wire import text_pieces
+from openai import AsyncOpenAI
 
 USER_HI = [{"role": "user", "content": "hi"}]
 MONEY_REQUEST = (

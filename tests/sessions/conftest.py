@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from chat_core.sessions import SessionStore, get_session_store
 
 STORE_KINDS = ["redis", "dynamodb", "dynamodb+cache"]

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
-
 from chat_core.sessions import ChatMessage, ChatSession, SessionStore, Usage
 from chat_core.sessions.cache import CachedSessionStore
 from chat_core.sessions.dynamodb_store import DynamoDBSessionStore

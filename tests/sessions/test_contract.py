@@ -6,10 +6,9 @@ Runs on "redis" (standalone and cluster), "dynamodb" (moto) and "dynamodb+cache"
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from chat_core.sessions import (
     ChatMessage,
     ChatSession,
@@ -68,7 +67,7 @@ async def test_creating_an_existing_id_is_refused_and_keeps_the_session(store: S
 # --- messages ----------------------------------------------------------------------------------
 async def test_appended_messages_round_trip_in_order_with_their_sequences(store: SessionStore):
     session = await store.create(user_id="u1")
-    written_at = datetime(2024, 5, 1, 12, 30, 15, 123456, tzinfo=timezone.utc)
+    written_at = datetime(2024, 5, 1, 12, 30, 15, 123456, tzinfo=UTC)
     first = await store.append_messages(
         session.session_id,
         [

@@ -6,7 +6,6 @@ import asyncio
 import time
 
 import pytest
-
 from chat_core import keys
 from chat_core.redis_client import get_redis
 from chat_core.sessions import ChatMessage, Usage

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
-
 from chat_core import keys, registry, tasks
 from chat_core.notifications import SessionEvent, listen, notify
 from chat_core.protocol import chunks as c

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from chat_core.tools.base import ToolContext, ToolRegistry
 from chat_core.tools.find_agent import Agent, AgentCatalog, FindAgent, default_catalog
 

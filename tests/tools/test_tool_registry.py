@@ -7,9 +7,8 @@ import json
 import logging
 
 import pytest
-from pydantic import BaseModel, Field
-
 from chat_core.tools.base import Tool, ToolContext, ToolError, ToolOutcome, ToolRegistry
+from pydantic import BaseModel, Field
 
 CTX = ToolContext(session_id="session-1", user_id="user-1", task_id="task-1", tool_call_id="call-1")
 

@@ -4,7 +4,7 @@ alike, and neither disturbs the user's sessions."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from chat_core.sessions import get_session_store
 from chat_core.users import BusinessUnderstanding, LibraryAgent, get_user_store
@@ -49,7 +49,7 @@ async def test_an_agent_is_saved_once_and_found_only_in_its_owners_library(store
 
 async def test_the_library_lists_newest_first(store_backend):
     store = get_user_store()
-    start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
     for n in range(3):
         agent = LibraryAgent(
             agent_id=f"a{n}", name=f"Agent {n}", created_at=start + timedelta(minutes=n)

@@ -4,11 +4,11 @@ scripted model over real HTTP, on Redis and on DynamoDB."""
 from __future__ import annotations
 
 import pytest
-
 from chat_core.chat.prompts import FIRST_MEETING
 from chat_core.tools import ToolContext, default_tools
 from chat_core.users import BusinessUnderstanding
 from chat_dev.scripted_model import ToolCall
+
 from tests.api.test_sessions_api import SECRET, bearer
 from tests.conftest import sse_chunks
 

@@ -27,13 +27,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Generator
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from . import keys
-from .redis_client import listener_redis, get_redis, get_sync_redis, is_cluster
+from .redis_client import get_redis, get_sync_redis, is_cluster, listener_redis
 from .settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ class AsyncEventBus(_BaseEventBus[M]):
         except Exception:
             logger.exception("could not publish an event to %s; carrying on", channel_key)
 
-    async def listen_events(self, channel_key: str) -> AsyncIterator[M | PayloadTooLarge]:
+    async def listen_events(self, channel_key: str) -> AsyncGenerator[M | PayloadTooLarge]:
         # Listeners hold their connection: never from the writers' or readers' pools.
         pubsub = (await listener_redis()).pubsub()
         subscribe, receive = self._subscription(pubsub, channel_key, await self._sharded_mode())
@@ -212,7 +212,7 @@ class EventBus(_BaseEventBus[M]):
         except Exception:
             logger.exception("could not publish an event to %s; carrying on", channel_key)
 
-    def listen_events(self, channel_key: str) -> Iterator[M | PayloadTooLarge]:
+    def listen_events(self, channel_key: str) -> Generator[M | PayloadTooLarge]:
         for event in self._poll(channel_key):
             if event is not None:
                 yield event
@@ -235,7 +235,7 @@ class EventBus(_BaseEventBus[M]):
 
     def _poll(
         self, channel_key: str, wait: Any = lambda: 1.0
-    ) -> Iterator[M | PayloadTooLarge | None]:
+    ) -> Generator[M | PayloadTooLarge | None]:
         """Events as they come, and None each time a wait of `wait()` seconds passes empty."""
         pubsub = get_sync_redis().pubsub()
         subscribe, receive = self._subscription(pubsub, channel_key, self._sharded_mode())

@@ -113,7 +113,7 @@ class Subscription:
         self._skip_through: EntryKey | None = None
         self._wake = asyncio.Event()
 
-    async def __aenter__(self) -> "Subscription":
+    async def __aenter__(self) -> Subscription:
         self.start()
         return self
 
@@ -133,7 +133,7 @@ class Subscription:
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
 
-    def __aiter__(self) -> "Subscription":
+    def __aiter__(self) -> Subscription:
         return self
 
     async def __anext__(self) -> StreamEntry:
@@ -192,7 +192,8 @@ class Subscription:
                 # replaying the same page at once (a thousand joining a turn) share one read.
                 cursor = self._cursor
                 reply = await shared_read(
-                    ("xread", stream, cursor), lambda: r.xread({stream: cursor}, count=self._page)
+                    ("xread", stream, cursor),
+                    lambda: r.xread({stream: cursor}, count=self._page),  # noqa: B023 - run within this pass
                 )
                 entries = reply[0][1] if reply else []
                 for entry_id, fields in entries:
@@ -311,7 +312,7 @@ class _ReadGroup:
     subscriber just left still finds its cursor, and no entry falls between two reads.
     """
 
-    def __init__(self, fanout: "_Fanout", key: str, dedicated: bool) -> None:
+    def __init__(self, fanout: _Fanout, key: str, dedicated: bool) -> None:
         self._fanout, self.key = fanout, key
         self._dedicated = dedicated
         self.feeds: dict[str, _Feed] = {}
@@ -362,8 +363,8 @@ class _ReadGroup:
                     self._reading = None
                 failures = 0
                 for stream, raw in reply or ():
-                    feed = self.feeds.get(stream)
-                    if feed is not None and raw and feed.deliver(raw):
+                    found = self.feeds.get(stream)
+                    if found is not None and raw and found.deliver(raw):
                         self._drop(stream)
         finally:
             self._reading = None
@@ -478,7 +479,7 @@ class _Fanout:
         await asyncio.gather(*(g._task for g in groups), return_exceptions=True)
 
 
-_fanouts: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Fanout]" = (
+_fanouts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Fanout] = (
     weakref.WeakKeyDictionary()
 )
 

@@ -20,6 +20,7 @@ in pipelines: a cluster pipeline would not load them first.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from .redis_client import get_redis
@@ -43,7 +44,7 @@ class Script:
         self.source = "\n".join([*header, _PRELUDE, body])
         self._script: Any = None
 
-    async def __call__(self, rest: list[str] | tuple[str, ...] = (), **named: Any) -> Any:
+    async def __call__(self, rest: Sequence[str] = (), **named: Any) -> Any:
         missing = set(self.key_names + self.arg_names) - named.keys()
         extra = named.keys() - set(self.key_names + self.arg_names)
         if missing or extra or (rest and not self.rest):
@@ -60,7 +61,8 @@ class Script:
 
 # Helpers every script may call.
 # keep_alive: a task's meta and stream expire together, never before its lease runs out.
-# append: XADD each chunk (wire JSON) to a stream trimmed to about `maxlen` entries.
+# append: XADD each chunk (wire JSON). A task stream is never trimmed: a reader may ask for
+# any of it (an AI SDK resume replays the turn from its `start`); it expires with its TTL.
 _PRELUDE = """
 local function keep_alive(meta_key, stream_key, ttl, now)
   local lease = tonumber(redis.call('HGET', meta_key, 'lease_until') or '0') or 0
@@ -68,10 +70,10 @@ local function keep_alive(meta_key, stream_key, ttl, now)
   redis.call('PEXPIRE', meta_key, ttl)
   redis.call('PEXPIRE', stream_key, ttl)
 end
-local function append(stream_key, limit, chunks)
+local function append(stream_key, chunks)
   local ids = {}
   for _, data in ipairs(chunks) do
-    ids[#ids + 1] = redis.call('XADD', stream_key, 'MAXLEN', '~', limit, '*', 'data', data)
+    ids[#ids + 1] = redis.call('XADD', stream_key, '*', 'data', data)
   end
   return ids
 end
@@ -81,11 +83,11 @@ end
 # --- Tasks (keys: the task's meta hash and stream, one slot) --------------------------------
 TASK_CREATE = Script(
     "meta stream",
-    "now_ms:n ttl_ms:n maxlen fields_json",
+    "now_ms:n ttl_ms:n fields_json",
     """
 if redis.call('EXISTS', meta) == 1 then return 0 end
 for field, value in pairs(cjson.decode(fields_json)) do redis.call('HSET', meta, field, value) end
-append(stream, maxlen, chunks)
+append(stream, chunks)
 keep_alive(meta, stream, ttl_ms, now_ms)
 return 1
 """,
@@ -96,7 +98,7 @@ return 1
 # stream (its answer lost to a broken connection) is not appended twice.
 TASK_PUBLISH = Script(
     "meta stream",
-    "now_ms:n ttl_ms:n maxlen writer batch:n",
+    "now_ms:n ttl_ms:n writer batch:n",
     """
 local st = redis.call('HMGET', meta, 'status', 'cancel')
 if st[1] ~= 'running' then return false end
@@ -111,7 +113,7 @@ if writer ~= '' then
   end
   redis.call('HSET', meta, 'written_by', writer .. '|' .. batch)
 end
-local ids = append(stream, maxlen, chunks)
+local ids = append(stream, chunks)
 keep_alive(meta, stream, ttl_ms, now_ms)
 table.insert(ids, 1, cancel)
 return ids
@@ -163,13 +165,13 @@ return 1
 # → 'applied' | 'duplicate' | 'not-running' | 'wrong-operation'
 TASK_APPLY_RESULT = Script(
     "meta stream",
-    "now_ms:n ttl_ms:n maxlen operation_id worker lease_until:n",
+    "now_ms:n ttl_ms:n operation_id worker lease_until:n",
     """
 local st = redis.call('HMGET', meta, 'status', 'operation_id', 'result_applied', 'worker')
 if st[1] ~= 'running' then return 'not-running' end
 if st[2] ~= operation_id then return 'wrong-operation' end
 if st[3] == '1' then return 'duplicate' end
-append(stream, maxlen, chunks)
+append(stream, chunks)
 redis.call('HSET', meta, 'result_applied', '1')
 if worker == '' or st[4] ~= worker then
   redis.call('HSET', meta, 'phase', 'queued', 'lease_until', lease_until, 'worker', '')
@@ -198,7 +200,7 @@ return {st[1] or '', st[2] or ''}
 # → {'finished', result applied '1'/'0'} | {'not-running'} | {'alive', lease_until}
 TASK_FINISH = Script(
     "meta stream",
-    "now_ms:n ttl_ms:n maxlen status error_json finish_json expired_before:n phase",
+    "now_ms:n ttl_ms:n status error_json finish_json expired_before:n phase",
     """
 local st = redis.call('HMGET', meta, 'status', 'lease_until', 'phase', 'result_applied')
 if st[1] ~= 'running' then return {'not-running'} end
@@ -207,10 +209,10 @@ if expired_before > 0 then
   if lease > expired_before or st[3] ~= phase then return {'alive', tostring(lease)} end
 end
 local applied = st[4] == '1'
-if not applied then append(stream, maxlen, closing) end
+if not applied then append(stream, closing) end
 redis.call('HSET', meta, 'status', status, 'finished_at', now_ms, 'lease_until', 0)
-if error_json ~= '' then append(stream, maxlen, {error_json}) end
-append(stream, maxlen, {finish_json})
+if error_json ~= '' then append(stream, {error_json}) end
+append(stream, {finish_json})
 keep_alive(meta, stream, ttl_ms, now_ms)
 return {'finished', applied and '1' or '0'}
 """,
@@ -281,6 +283,174 @@ SESSION_ADD_OPERATION = Script(
     """
 redis.call('SADD', operations, task_id)
 if redis.call('PTTL', operations) < ttl_ms then redis.call('PEXPIRE', operations, ttl_ms) end
+return 1
+""",
+)
+
+
+# --- Sessions (keys: one session's meta hash, message list and usage list) -----------------
+# Every write stamps updated_at and, when `ttl_ms` > 0, moves the expiry of all three keys.
+_SESSION = """
+local function touch(ttl)
+  if ttl > 0 then
+    for _, key in ipairs({meta, messages, usage}) do redis.call('PEXPIRE', key, ttl) end
+  end
+end
+local function snapshot()
+  return {redis.call('HGETALL', meta), redis.call('LRANGE', messages, 0, -1),
+          redis.call('LRANGE', usage, 0, -1)}
+end
+"""
+_SESSION_KEYS = "meta messages usage"
+
+# → 1, or 0 if the session exists
+SESSION_CREATE = Script(
+    _SESSION_KEYS,
+    "ttl_ms:n user_id created_at",
+    _SESSION
+    + """
+if redis.call('EXISTS', meta) == 1 then return 0 end
+redis.call('HSET', meta, 'user_id', user_id, 'created_at', created_at, 'updated_at', created_at)
+touch(ttl_ms)
+return 1
+""",
+)
+
+SESSION_READ = Script(_SESSION_KEYS, "", _SESSION + "return snapshot()")
+
+# user_id '' = keep; → {previous owner ('' = none), snapshot}
+SESSION_UPSERT = Script(
+    _SESSION_KEYS,
+    "now ttl_ms:n user_id has_title title created_at",
+    _SESSION
+    + """
+local previous = redis.call('HGET', meta, 'user_id')
+if not previous then redis.call('HSET', meta, 'user_id', '', 'created_at', created_at) end
+if user_id ~= '' then redis.call('HSET', meta, 'user_id', user_id) end
+if has_title == '1' then redis.call('HSET', meta, 'title', title) end
+for _, message in ipairs(new_messages) do redis.call('RPUSH', messages, message) end
+redis.call('HSET', meta, 'updated_at', now)
+touch(ttl_ms)
+return {previous or '', snapshot()}
+""",
+    rest="new_messages",
+)
+
+# what: 'messages' | 'usage' | 'title'
+# → {owner, length of the list written}, or nil when the session does not exist
+SESSION_WRITE = Script(
+    _SESSION_KEYS,
+    "now ttl_ms:n what",
+    _SESSION
+    + """
+local owner = redis.call('HGET', meta, 'user_id')
+if not owner then return false end
+local length = 0
+if what == 'title' then
+  redis.call('HSET', meta, 'title', values[1])
+else
+  local list = usage
+  if what == 'messages' then list = messages end
+  for _, value in ipairs(values) do length = redis.call('RPUSH', list, value) end
+end
+redis.call('HSET', meta, 'updated_at', now)
+touch(ttl_ms)
+return {owner, length}
+""",
+    rest="values",
+)
+
+# → 1, or nil when missing or someone else's
+SESSION_ASSIGN = Script(
+    _SESSION_KEYS,
+    "now ttl_ms:n user_id",
+    _SESSION
+    + """
+local owner = redis.call('HGET', meta, 'user_id')
+if not owner or (owner ~= '' and owner ~= user_id) then return false end
+redis.call('HSET', meta, 'user_id', user_id, 'updated_at', now)
+touch(ttl_ms)
+return 1
+""",
+)
+
+# Keeps the first `keep` messages (an edit or a regenerate rewinds the conversation).
+# → 1, or nil when the session does not exist
+SESSION_TRUNCATE = Script(
+    _SESSION_KEYS,
+    "now ttl_ms:n keep:n",
+    _SESSION
+    + """
+if not redis.call('HGET', meta, 'user_id') then return false end
+if keep == 0 then redis.call('DEL', messages) else redis.call('LTRIM', messages, 0, keep - 1) end
+redis.call('HSET', meta, 'updated_at', now)
+touch(ttl_ms)
+return 1
+""",
+)
+
+# caller '' = anonymous; → the owner it had ('' = anonymous), or nil if refused
+SESSION_DELETE = Script(
+    _SESSION_KEYS,
+    "caller",
+    """
+local owner = redis.call('HGET', meta, 'user_id')
+if not owner or (owner ~= '' and owner ~= caller) then return false end
+redis.call('DEL', meta, messages, usage)
+return owner
+""",
+)
+
+# → {index, message JSON} of the last tool message answering the call, or nil. Only reads:
+# messages are written by pydantic alone, never re-encoded by cjson (which would turn [] into {}).
+SESSION_FIND_TOOL_MESSAGE = Script(
+    _SESSION_KEYS,
+    "tool_call_id",
+    """
+local all = redis.call('LRANGE', messages, 0, -1)
+for i = #all, 1, -1 do
+  local message = cjson.decode(all[i])
+  if message.role == 'tool' and message.tool_call_id == tool_call_id then
+    return {i - 1, all[i]}
+  end
+end
+return false
+""",
+)
+
+# → the owner, or nil if the message changed since it was read
+SESSION_REPLACE_MESSAGE = Script(
+    _SESSION_KEYS,
+    "now ttl_ms:n index expected replacement",
+    _SESSION
+    + """
+if redis.call('LINDEX', messages, index) ~= expected then return false end
+redis.call('LSET', messages, index, replacement)
+redis.call('HSET', meta, 'updated_at', now)
+touch(ttl_ms)
+return redis.call('HGET', meta, 'user_id') or ''
+""",
+)
+
+# The session read cache (keys: the cached copy and its version, one session's slot).
+CACHE_INVALIDATE = Script(
+    "cache version",
+    "version_ttl_ms",
+    """
+redis.call('INCR', version)
+redis.call('PEXPIRE', version, version_ttl_ms)
+redis.call('DEL', cache)
+return 1
+""",
+)
+
+# Fills the cache only if the version is still the one seen before reading the store.
+CACHE_FILL = Script(
+    "cache version",
+    "ttl_ms seen session_json",
+    """
+if (redis.call('GET', version) or '') ~= seen then return 0 end
+redis.call('SET', cache, session_json, 'PX', ttl_ms)
 return 1
 """,
 )

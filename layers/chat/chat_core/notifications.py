@@ -9,7 +9,7 @@ listens on the channel of the one session it knows.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Literal
 
 from pydantic import BaseModel
@@ -52,7 +52,7 @@ async def notify(user_id: str | None, event: SessionEvent) -> None:
 
 async def listen(
     user_id: str | None, session_id: str | None = None
-) -> AsyncIterator[SessionEvent | PayloadTooLarge]:
+) -> AsyncGenerator[SessionEvent | PayloadTooLarge]:
     key = channel_key(user_id, session_id or "")
     async for event in session_events().listen_events(key):
         yield event

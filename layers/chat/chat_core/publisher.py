@@ -28,8 +28,8 @@ import uuid
 from typing import Any
 
 from . import registry
-from .retry import retrying
 from .protocol.chunks import Chunk, TextDelta
+from .retry import retrying
 from .settings import get_settings
 
 
@@ -49,7 +49,7 @@ class ChunkPublisher:
         self._failure: BaseException | None = None
         self.entry_ids: list[str] = []
 
-    async def __aenter__(self) -> "ChunkPublisher":
+    async def __aenter__(self) -> ChunkPublisher:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

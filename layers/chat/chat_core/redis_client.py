@@ -34,11 +34,13 @@ SyncRedis: TypeAlias = "redis.Redis | redis.cluster.RedisCluster"
 
 Role: TypeAlias = Literal["writer", "reader", "follower", "listener"]
 
-_async_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Role, Any]]" = (
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Role, Any]] = (
     weakref.WeakKeyDictionary()
 )
 _sync_client: Any = None
-_closers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[Callable[[], Awaitable[None]]]]" = weakref.WeakKeyDictionary()
+_closers: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, list[Callable[[], Awaitable[None]]]
+] = weakref.WeakKeyDictionary()
 
 
 class _WaitingRedisCluster(redis.asyncio.cluster.RedisCluster):
@@ -197,27 +199,6 @@ def reset_clients() -> None:
     if _sync_client is not None:
         _sync_client.close()
         _sync_client = None
-
-
-class LuaScript:
-    """A Lua script registered lazily and always run on the current loop's client.
-
-        INCR_TWO = LuaScript("return {redis.call('INCR', KEYS[1]), redis.call('INCR', KEYS[2])}")
-        await INCR_TWO(keys=["a{t}", "b{t}"], args=[])
-
-    redis-py retries NOSCRIPT with EVAL, which ElastiCache needs after a failover. Never
-    queue scripts in pipelines: a cluster pipeline would not load them first.
-    """
-
-    def __init__(self, body: str) -> None:
-        self.body = body
-        self._script: Any = None
-
-    async def __call__(self, keys: list[str], args: Any = ()) -> Any:
-        client = get_redis()
-        if self._script is None:
-            self._script = client.register_script(self.body)
-        return await self._script(keys=keys, args=list(args), client=client)
 
 
 def is_cluster(client: Any) -> bool:

@@ -105,7 +105,7 @@ def ttl_ms() -> int:
     return get_settings().stream_ttl_seconds * 1000
 
 
-def task_keys(task_id: str) -> dict[str, str]:
+def task_keys(task_id: str) -> dict[str, Any]:
     """The `meta` and `stream` keys of a task, as the task scripts name them."""
     return {"meta": keys.task_meta(task_id), "stream": keys.task_stream(task_id)}
 
@@ -132,7 +132,6 @@ async def publish_chunks(
         **task_keys(task_id),
         now_ms=now_ms(),
         ttl_ms=ttl_ms(),
-        maxlen=get_settings().stream_max_length,
         writer=writer,
         batch=batch,
         rest=[wire(c) for c in chunks],

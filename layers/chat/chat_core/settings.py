@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     stream_ttl_seconds: int = 3600
     """How long a finished task stays replayable; also the reconnect window."""
     stream_max_length: int = 10_000
+    """About how many entries the dead-letter stream keeps. Task streams are never trimmed
+    (a reader may replay a whole turn from any cursor); they expire with `stream_ttl_seconds`."""
     read_block_ms: int = 5_000
     replay_page_size: int = 500
     subscriber_queue_size: int = 1_000

@@ -47,12 +47,12 @@ class UIMessageFold:
             self.parts.append(part)
         elif kind in ("text-delta", "reasoning-delta"):
             active = self._texts if kind == "text-delta" else self._reasoning
-            if (part := active.get(chunk["id"])) is not None:
-                part["text"] += chunk["delta"]
+            if (growing := active.get(chunk["id"])) is not None:
+                growing["text"] += chunk["delta"]
         elif kind in ("text-end", "reasoning-end"):
             active = self._texts if kind == "text-end" else self._reasoning
-            if (part := active.pop(chunk["id"], None)) is not None:
-                part["state"] = "done"
+            if (ended := active.pop(chunk["id"], None)) is not None:
+                ended["state"] = "done"
         elif kind.startswith("tool-"):
             self._tool(kind, chunk)
         elif kind.startswith("data-"):

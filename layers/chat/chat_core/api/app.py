@@ -10,9 +10,9 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from ..settings import get_settings
 from . import events, health, sessions, streams, tasks, users, webhook
 from .errors import install_error_handlers
-from ..settings import get_settings
 from .limits import BodyLimit
 from .openapi import documented, install_openapi
 

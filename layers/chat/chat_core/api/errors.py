@@ -8,6 +8,7 @@ Another user's session or task is "not found", word for word like one that does 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import redis.exceptions
 from fastapi import FastAPI, Request
@@ -26,7 +27,7 @@ class ApiError(Exception):
 
 
 def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     return JSONResponse(
         {"detail": {"code": code, "message": message}}, status_code=status, headers=headers

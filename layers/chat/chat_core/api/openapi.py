@@ -101,7 +101,7 @@ class SseStream:
 
 UI_MESSAGE_STREAM = SseStream(
     name="UIMessageChunk",
-    item=Union[StandardChunk, Data],
+    item=Union[StandardChunk, Data],  # noqa: UP007 - a value: `|` would not build a Union of these
     prefix="Chunk",
     done=True,
     headers={
@@ -253,7 +253,9 @@ def _document(route: APIRoute) -> None:
             answer["headers"] = _RETRY_AFTER
     route.responses = dict(sorted(answers.items(), key=lambda item: str(item[0])))
     if bearer is not None:
-        security = [{BEARER: []}] if bearer == "required" else [{}, {BEARER: []}]
+        security: list[dict[str, list[str]]] = (
+            [{BEARER: []}] if bearer == "required" else [{}, {BEARER: []}]
+        )
         route.openapi_extra = {**(route.openapi_extra or {}), "security": security}
 
 
@@ -282,7 +284,9 @@ def install_openapi(app: FastAPI) -> None:
                         for media in answer.get("content", {}).values():
                             if "itemSchema" in media:  # FastAPI's `string` would be the stream
                                 media.pop("schema", None)
-        return app.openapi_schema
+        schema = app.openapi_schema
+        assert schema is not None  # generate() keeps what it built
+        return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 

@@ -79,8 +79,9 @@ async def task_events(subscription: registry.Subscription) -> AsyncIterator[byte
             parts = [sse.encode_entry(entry.id, entry.data)]
             try:
                 while subscription.ready():
-                    entry = await subscription.next()
-                    parts.append(sse.encode_entry(entry.id, entry.data))
+                    waiting = await subscription.next()
+                    assert waiting is not None  # ready(): one is queued, no wait
+                    parts.append(sse.encode_entry(waiting.id, waiting.data))
             except StopAsyncIteration:
                 if not subscription.interrupted:
                     parts.append(sse.DONE_BYTES)

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 # `openai` is imported on the first model call, not at import: it is the heaviest import
 # of the layer (~0.3 s), and a cold start that never calls a model must not pay for it.
-_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI]" = (
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -104,7 +104,7 @@ def is_region_block(exc: BaseException) -> bool:
     return isinstance(exc, openai.APIError) and bool(_REGION_BLOCK.search(_error_text(exc)))
 
 
-def _error_text(exc: "openai.APIError") -> str:
+def _error_text(exc: openai.APIError) -> str:
     return f"{exc.message} {json.dumps(exc.body, default=str) if exc.body else ''}"
 
 

@@ -31,11 +31,12 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import background
+from .. import tools as tool_catalog
 from ..notifications import SessionEvent, notify
 from ..protocol.chunks import (
     Chunk,
@@ -53,11 +54,10 @@ from ..protocol.chunks import (
     ToolOutputAvailable,
     ToolOutputError,
 )
+from ..retry import retrying
 from ..sessions import get_session_store
 from ..sessions.models import ChatMessage, ChatSession, Usage
-from ..retry import retrying
 from ..settings import get_settings
-from .. import tools as tool_catalog
 from ..tools import ToolContext, ToolRegistry
 from . import operations
 from .compression import fit_with_summary
@@ -119,7 +119,7 @@ async def stream_chat_completion(
     task_id: str | None = None,
     tools: ToolRegistry | None = None,
     message_id: str | None = None,
-) -> AsyncIterator[Chunk]:
+) -> AsyncGenerator[Chunk]:
     """`message_id`: the AI SDK message the turn writes into, stamped on what it saves."""
     offered = tools or tool_catalog.default_tools(anonymous=user_id is None)
     turn = _Turn(session_id, user_id, task_id, offered, message_id)

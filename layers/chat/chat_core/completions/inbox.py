@@ -50,7 +50,7 @@ class CompletionMessage(BaseModel):
         result: Any,
         error: str | None,
         webhook_id: str | None = None,
-    ) -> "CompletionMessage":
+    ) -> CompletionMessage:
         return cls(
             operation_id=operation_id,
             task_id=task_id,

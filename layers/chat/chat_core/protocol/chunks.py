@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
@@ -129,26 +129,24 @@ class Data(Chunk):
 
 
 StandardChunk = Annotated[
-    Union[
-        Start,
-        StartStep,
-        TextStart,
-        TextDelta,
-        TextEnd,
-        ReasoningStart,
-        ReasoningDelta,
-        ReasoningEnd,
-        ToolInputStart,
-        ToolInputAvailable,
-        ToolOutputAvailable,
-        ToolOutputError,
-        FinishStep,
-        Finish,
-        Error,
-    ],
+    Start
+    | StartStep
+    | TextStart
+    | TextDelta
+    | TextEnd
+    | ReasoningStart
+    | ReasoningDelta
+    | ReasoningEnd
+    | ToolInputStart
+    | ToolInputAvailable
+    | ToolOutputAvailable
+    | ToolOutputError
+    | FinishStep
+    | Finish
+    | Error,
     Field(discriminator="type"),
 ]
-_standard = TypeAdapter(StandardChunk)
+_standard: TypeAdapter[StandardChunk] = TypeAdapter(StandardChunk)
 CHUNK_TYPES = frozenset(
     m.model_fields["type"].default
     for m in (

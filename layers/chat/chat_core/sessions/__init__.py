@@ -30,7 +30,7 @@ __all__ = [
     "get_session_store",
 ]
 
-_stores: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SessionStore]" = (
+_stores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SessionStore] = (
     weakref.WeakKeyDictionary()
 )
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from .. import keys
+from .. import keys, lua
 from ..redis_client import get_redis
 from ..settings import get_settings
 from .models import ChatMessage, ChatSession, SessionSummary, Usage
@@ -27,21 +27,6 @@ from .store import SessionStore
 # version would look unchanged. Fifteen minutes is the longest a Lambda runs.
 _VERSION_TTL_MS = 15 * 60 * 1000
 
-# KEYS: cache, version. ARGV: version TTL (ms)
-_INVALIDATE = """
-redis.call('INCR', KEYS[2])
-redis.call('PEXPIRE', KEYS[2], ARGV[1])
-redis.call('DEL', KEYS[1])
-return 1
-"""
-
-# KEYS: cache, version. ARGV: version seen before reading ('' = none), TTL (ms), session JSON
-_FILL = """
-if (redis.call('GET', KEYS[2]) or '') ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2])
-return 1
-"""
-
 
 class CachedSessionStore:
     """Wraps any `SessionStore`; every write through it invalidates the session's copy."""
@@ -50,15 +35,19 @@ class CachedSessionStore:
         self.inner = inner
 
     async def get(self, session_id: str, user_id: str | None) -> ChatSession | None:
-        cache_keys = _cache_keys(session_id)
-        cached, version = await get_redis().mget(cache_keys)
+        cached, version = await get_redis().mget(list(_cache_keys(session_id).values()))
         if cached is not None:
-            session = ChatSession.model_validate_json(cached)
-            return session if session.visible_to(user_id) else None
+            hit = ChatSession.model_validate_json(cached)
+            return hit if hit.visible_to(user_id) else None
         session = await self.inner.get(session_id, user_id)
         ttl_ms = get_settings().session_cache_ttl_seconds * 1000
         if session is not None and ttl_ms > 0:
-            await _script(_FILL, cache_keys, [version or "", ttl_ms, session.model_dump_json()])
+            await lua.CACHE_FILL(
+                **_cache_keys(session_id),
+                ttl_ms=ttl_ms,
+                seen=version or "",
+                session_json=session.model_dump_json(),
+            )
         return session
 
     async def create(self, user_id: str | None, session_id: str | None = None) -> ChatSession:
@@ -111,13 +100,11 @@ async def _writing(session_id: str) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await _script(_INVALIDATE, _cache_keys(session_id), [_VERSION_TTL_MS])
+        await lua.CACHE_INVALIDATE(**_cache_keys(session_id), version_ttl_ms=_VERSION_TTL_MS)
 
 
-def _cache_keys(session_id: str) -> list[str]:
-    return [keys.session_cache(session_id), keys.session_cache_version(session_id)]
-
-
-async def _script(body: str, script_keys: list[str], args: list[object]) -> object:
-    client = get_redis()
-    return await client.register_script(body)(keys=script_keys, args=args, client=client)
+def _cache_keys(session_id: str) -> dict[str, str]:
+    return {
+        "cache": keys.session_cache(session_id),
+        "version": keys.session_cache_version(session_id),
+    }

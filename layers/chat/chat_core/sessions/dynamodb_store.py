@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -455,4 +455,4 @@ def _condition_failed(exc: ClientError) -> bool:
 
 def _iso(moment: datetime) -> str:
     # Fixed width, so ISO strings sort like the times they name (the index sorts on it).
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")

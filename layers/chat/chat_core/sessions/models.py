@@ -15,14 +15,14 @@ folded from its stream). View records are for readers only: the model never sees
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class ChatMessage(BaseModel):
@@ -74,7 +74,7 @@ class ChatSession(BaseModel):
     updated_at: datetime = Field(default_factory=utcnow)
 
     @classmethod
-    def new(cls, user_id: str | None = None, session_id: str | None = None) -> "ChatSession":
+    def new(cls, user_id: str | None = None, session_id: str | None = None) -> ChatSession:
         return cls(session_id=session_id or str(uuid.uuid4()), user_id=user_id)
 
     def to_openai_messages(self) -> list[dict[str, Any]]:
@@ -84,7 +84,7 @@ class ChatSession(BaseModel):
         """Owned sessions are visible only to their owner; anonymous ones to whoever has the id."""
         return self.user_id is None or self.user_id == user_id
 
-    def summary(self) -> "SessionSummary":
+    def summary(self) -> SessionSummary:
         return SessionSummary(
             session_id=self.session_id,
             user_id=self.user_id,

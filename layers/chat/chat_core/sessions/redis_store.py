@@ -8,7 +8,7 @@
 
 Under the session's hash tag: meta HASH (user_id, "" = anonymous; title; created_at and
 updated_at as ISO strings), messages LIST of message JSON, usage LIST of usage JSON. Every
-write is one Lua script on that slot that also stamps updated_at and, when
+write is one Lua script on that slot (see `lua.py`) that also stamps updated_at and, when
 `session_ttl_seconds` > 0, moves the expiry of every key of the session.
 
 The per-user sorted set (`keys.user_sessions`, scored by updated_at in ms) lives in the
@@ -18,118 +18,15 @@ the truth: a listing drops entries whose session is gone, expired or owned by so
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from .. import keys
+from .. import keys, lua
 from ..redis_client import get_redis
 from ..settings import get_settings
 from .models import ChatMessage, ChatSession, SessionSummary, Usage, utcnow
 from .store import SessionNotFound
-
-# Every script gets KEYS = meta, messages, usage of one session.
-_PRELUDE = """
-local function touch(ttl)
-  if ttl > 0 then
-    for _, key in ipairs(KEYS) do redis.call('PEXPIRE', key, ttl) end
-  end
-end
-local function snapshot()
-  return {redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, -1),
-          redis.call('LRANGE', KEYS[3], 0, -1)}
-end
-"""
-
-# ARGV: ttl, user_id, created_at  → 1, or 0 if the session exists
-_CREATE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'user_id', ARGV[2], 'created_at', ARGV[3], 'updated_at', ARGV[3])
-touch(tonumber(ARGV[1]))
-return 1
-"""
-
-_READ = "return snapshot()"
-
-# ARGV: ttl, now, user_id ('' = keep), has_title, title, created_at, message...
-# → {previous owner ('' = none), snapshot}
-_UPSERT = """
-local previous = redis.call('HGET', KEYS[1], 'user_id')
-if not previous then redis.call('HSET', KEYS[1], 'user_id', '', 'created_at', ARGV[6]) end
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'user_id', ARGV[3]) end
-if ARGV[4] == '1' then redis.call('HSET', KEYS[1], 'title', ARGV[5]) end
-for i = 7, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
-redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
-touch(tonumber(ARGV[1]))
-return {previous or '', snapshot()}
-"""
-
-# ARGV: ttl, now, what ('messages' | 'usage' | 'title'), value...
-# → {owner, length of the list written}, or nil when the session does not exist
-_WRITE = """
-local owner = redis.call('HGET', KEYS[1], 'user_id')
-if not owner then return false end
-local length = 0
-if ARGV[3] == 'title' then
-  redis.call('HSET', KEYS[1], 'title', ARGV[4])
-else
-  local list = KEYS[3]
-  if ARGV[3] == 'messages' then list = KEYS[2] end
-  for i = 4, #ARGV do length = redis.call('RPUSH', list, ARGV[i]) end
-end
-redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
-touch(tonumber(ARGV[1]))
-return {owner, length}
-"""
-
-# ARGV: ttl, now, user_id  → 1, or nil when missing or someone else's
-_ASSIGN = """
-local owner = redis.call('HGET', KEYS[1], 'user_id')
-if not owner or (owner ~= '' and owner ~= ARGV[3]) then return false end
-redis.call('HSET', KEYS[1], 'user_id', ARGV[3], 'updated_at', ARGV[2])
-touch(tonumber(ARGV[1]))
-return 1
-"""
-
-# ARGV: ttl, now, keep  → 1, or nil when the session does not exist
-_TRUNCATE = """
-if not redis.call('HGET', KEYS[1], 'user_id') then return false end
-local keep = tonumber(ARGV[3])
-if keep == 0 then redis.call('DEL', KEYS[2]) else redis.call('LTRIM', KEYS[2], 0, keep - 1) end
-redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
-touch(tonumber(ARGV[1]))
-return 1
-"""
-
-# ARGV: caller ('' = anonymous)  → the owner it had ('' = anonymous), or nil if refused
-_DELETE = """
-local owner = redis.call('HGET', KEYS[1], 'user_id')
-if not owner or (owner ~= '' and owner ~= ARGV[1]) then return false end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-return owner
-"""
-
-# ARGV: tool_call_id  → {index, message JSON} of the last tool message answering it, or nil.
-# Only reads: messages are written by pydantic alone, never re-encoded by cjson (which
-# would turn [] into {}).
-_FIND_TOOL_MESSAGE = """
-local messages = redis.call('LRANGE', KEYS[2], 0, -1)
-for i = #messages, 1, -1 do
-  local message = cjson.decode(messages[i])
-  if message.role == 'tool' and message.tool_call_id == ARGV[1] then
-    return {i - 1, messages[i]}
-  end
-end
-return false
-"""
-
-# ARGV: ttl, now, index, expected JSON, new JSON  → the owner, or nil if the message changed
-_REPLACE_MESSAGE = """
-if redis.call('LINDEX', KEYS[2], ARGV[3]) ~= ARGV[4] then return false end
-redis.call('LSET', KEYS[2], ARGV[3], ARGV[5])
-redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
-touch(tonumber(ARGV[1]))
-return redis.call('HGET', KEYS[1], 'user_id') or ''
-"""
 
 
 class RedisSessionStore:
@@ -139,7 +36,11 @@ class RedisSessionStore:
         session = ChatSession.new(user_id=user_id, session_id=session_id)
         session.updated_at = session.created_at
         created = await _run(
-            _CREATE, session.session_id, [_ttl_ms(), user_id or "", _iso(session.created_at)]
+            lua.SESSION_CREATE,
+            session.session_id,
+            ttl_ms=_ttl_ms(),
+            user_id=user_id or "",
+            created_at=_iso(session.created_at),
         )
         if not created:
             raise ValueError(f"session {session.session_id} already exists")
@@ -147,24 +48,22 @@ class RedisSessionStore:
         return session
 
     async def get(self, session_id: str, user_id: str | None) -> ChatSession | None:
-        session = _session(session_id, await _run(_READ, session_id, []))
+        session = _session(session_id, await _run(lua.SESSION_READ, session_id))
         return session if session is not None and session.visible_to(user_id) else None
 
     async def upsert(self, session: ChatSession) -> ChatSession:
         now = utcnow()
         new_messages = [_dump(m) for m in session.messages if m.sequence is None]
         previous_owner, snapshot = await _run(
-            _UPSERT,
+            lua.SESSION_UPSERT,
             session.session_id,
-            [
-                _ttl_ms(),
-                _iso(now),
-                session.user_id or "",
-                "0" if session.title is None else "1",
-                session.title or "",
-                _iso(session.created_at),
-                *new_messages,
-            ],
+            rest=new_messages,
+            now=_iso(now),
+            ttl_ms=_ttl_ms(),
+            user_id=session.user_id or "",
+            has_title="0" if session.title is None else "1",
+            title=session.title or "",
+            created_at=_iso(session.created_at),
         )
         stored = _session(session.session_id, snapshot)
         assert stored is not None  # the script just wrote it
@@ -180,7 +79,12 @@ class RedisSessionStore:
             return []
         now = utcnow()
         written = await _run(
-            _WRITE, session_id, [_ttl_ms(), _iso(now), "messages", *map(_dump, messages)]
+            lua.SESSION_WRITE,
+            session_id,
+            rest=[_dump(m) for m in messages],
+            now=_iso(now),
+            ttl_ms=_ttl_ms(),
+            what="messages",
         )
         if written is None:
             raise SessionNotFound(session_id)
@@ -233,7 +137,7 @@ class RedisSessionStore:
         return summaries, total - len(stale)
 
     async def delete(self, session_id: str, user_id: str | None) -> bool:
-        owner = await _run(_DELETE, session_id, [user_id or ""])
+        owner = await _run(lua.SESSION_DELETE, session_id, caller=user_id or "")
         if owner is None:
             return False
         if owner:
@@ -242,14 +146,24 @@ class RedisSessionStore:
 
     async def assign_user(self, session_id: str, user_id: str) -> bool:
         now = utcnow()
-        if not await _run(_ASSIGN, session_id, [_ttl_ms(), _iso(now), user_id]):
+        assigned = await _run(
+            lua.SESSION_ASSIGN, session_id, now=_iso(now), ttl_ms=_ttl_ms(), user_id=user_id
+        )
+        if not assigned:
             return False
         await _index(user_id, session_id, now)
         return True
 
     async def update_title(self, session_id: str, title: str) -> bool:
         now = utcnow()
-        written = await _run(_WRITE, session_id, [_ttl_ms(), _iso(now), "title", title])
+        written = await _run(
+            lua.SESSION_WRITE,
+            session_id,
+            rest=[title],
+            now=_iso(now),
+            ttl_ms=_ttl_ms(),
+            what="title",
+        )
         if written is None:
             return False
         await _index(written[0], session_id, now)
@@ -259,20 +173,32 @@ class RedisSessionStore:
         """Raises SessionNotFound when the session does not exist."""
         now = utcnow()
         written = await _run(
-            _WRITE, session_id, [_ttl_ms(), _iso(now), "usage", usage.model_dump_json()]
+            lua.SESSION_WRITE,
+            session_id,
+            rest=[usage.model_dump_json()],
+            now=_iso(now),
+            ttl_ms=_ttl_ms(),
+            what="usage",
         )
         if written is None:
             raise SessionNotFound(session_id)
         await _index(written[0], session_id, now)
 
     async def truncate_messages(self, session_id: str, keep: int) -> bool:
-        return bool(await _run(_TRUNCATE, session_id, [_ttl_ms(), _iso(utcnow()), max(keep, 0)]))
+        truncated = await _run(
+            lua.SESSION_TRUNCATE,
+            session_id,
+            now=_iso(utcnow()),
+            ttl_ms=_ttl_ms(),
+            keep=max(keep, 0),
+        )
+        return bool(truncated)
 
     async def update_tool_message(self, session_id: str, tool_call_id: str, content: str) -> bool:
         # Find, then compare-and-set: a retry happens only when another writer changed
         # that very message in between, so this cannot spin.
         while True:
-            found = await _run(_FIND_TOOL_MESSAGE, session_id, [tool_call_id])
+            found = await _run(lua.SESSION_FIND_TOOL_MESSAGE, session_id, tool_call_id=tool_call_id)
             if found is None:
                 return False
             index, old = found
@@ -281,23 +207,27 @@ class RedisSessionStore:
             )
             now = utcnow()
             owner = await _run(
-                _REPLACE_MESSAGE, session_id, [_ttl_ms(), _iso(now), index, old, new]
+                lua.SESSION_REPLACE_MESSAGE,
+                session_id,
+                now=_iso(now),
+                ttl_ms=_ttl_ms(),
+                index=index,
+                expected=old,
+                replacement=new,
             )
             if owner is not None:
                 await _index(owner, session_id, now)
                 return True
 
 
-async def _run(body: str, session_id: str, args: list[Any]) -> Any:
-    # register_script only hashes the body; redis-py loads it on NOSCRIPT (after a failover).
-    client = get_redis()
-    script = client.register_script(_PRELUDE + body)
-    session_keys = [
-        keys.session_meta(session_id),
-        keys.session_messages(session_id),
-        keys.session_usage(session_id),
-    ]
-    return await script(keys=session_keys, args=args, client=client)
+async def _run(script: lua.Script, session_id: str, rest: Sequence[str] = (), **args: Any) -> Any:
+    return await script(
+        rest,
+        meta=keys.session_meta(session_id),
+        messages=keys.session_messages(session_id),
+        usage=keys.session_usage(session_id),
+        **args,
+    )
 
 
 async def _index(owner: str | None, session_id: str, updated_at: datetime) -> None:
@@ -317,7 +247,7 @@ def _session(session_id: str, snapshot: list[Any]) -> ChatSession | None:
     flat_meta, raw_messages, raw_usage = snapshot
     if not flat_meta:
         return None
-    meta = dict(zip(flat_meta[::2], flat_meta[1::2]))
+    meta = dict(zip(flat_meta[::2], flat_meta[1::2], strict=False))
     return ChatSession(
         session_id=session_id,
         user_id=meta.get("user_id") or None,
@@ -338,7 +268,7 @@ def _dump(message: ChatMessage) -> str:
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _ms(moment: datetime) -> int:

@@ -7,7 +7,7 @@ import json
 import logging
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
 from .. import keys, lua
@@ -70,10 +70,6 @@ class LeaseState(NamedTuple):
 
 def _lease_ms() -> int:
     return get_settings().worker_lease_seconds * 1000
-
-
-def _maxlen() -> int:
-    return get_settings().stream_max_length
 
 
 # --- Creating -------------------------------------------------------------------------------
@@ -217,7 +213,7 @@ def _meta(
         "operation_id": str(uuid.uuid4()),
         "status": "running",
         "phase": "queued",
-        "created_at": datetime.now(timezone.utc).isoformat(),
+        "created_at": datetime.now(UTC).isoformat(),
         "lease_until": str(now_ms() + _lease_ms()),
         "worker": "",
         "tool_input": tool_input,
@@ -235,7 +231,6 @@ async def _create(meta: dict[str, str], opening: Sequence[Chunk]) -> TaskRecord:
         **task_keys(task_id),
         now_ms=now_ms(),
         ttl_ms=ttl_ms(),
-        maxlen=_maxlen(),
         fields_json=json.dumps(meta),
         rest=[wire(c) for c in opening],
     )
@@ -263,7 +258,7 @@ async def claim(task_id: str, worker_id: str) -> tuple[str, TaskRecord | None]:
     if isinstance(outcome, str):
         return outcome, None
     # The script answers with the claimed task's meta: no second read before the work starts.
-    task = TaskRecord.from_meta(dict(zip(outcome[::2], outcome[1::2])))
+    task = TaskRecord.from_meta(dict(zip(outcome[::2], outcome[1::2], strict=True)))
     await asyncio.gather(
         _extend_index(task, now + _lease_ms()),
         notify(
@@ -355,7 +350,6 @@ async def apply_result(
         **task_keys(task.task_id),
         now_ms=now,
         ttl_ms=ttl_ms(),
-        maxlen=_maxlen(),
         operation_id=task.operation_id,
         worker=worker,
         lease_until=lease_until,
@@ -404,7 +398,6 @@ async def _end(
         **task_keys(task.task_id),
         now_ms=now_ms(),
         ttl_ms=ttl_ms(),
-        maxlen=_maxlen(),
         status=status,
         error_json=Error(error_text=error).to_json() if error is not None else "",
         finish_json=FINISH_JSON,

@@ -54,7 +54,7 @@ class ToolContext:
     @classmethod
     def for_operation(
         cls, task: Any, heartbeat: Callable[[], Awaitable[None]] | None = None
-    ) -> "ToolContext":
+    ) -> ToolContext:
         """The context of a long-running tool: its own operation task (a registry.TaskRecord)."""
         return cls(
             session_id=task.session_id,

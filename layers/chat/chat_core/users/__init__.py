@@ -18,7 +18,7 @@ from .store import UserStore
 
 __all__ = ["BusinessUnderstanding", "LibraryAgent", "UserStore", "get_user_store"]
 
-_stores: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, UserStore]" = (
+_stores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, UserStore] = (
     weakref.WeakKeyDictionary()
 )
 

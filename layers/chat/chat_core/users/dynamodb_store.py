@@ -8,6 +8,7 @@ user's sessions, never sees them.
 from __future__ import annotations
 
 import asyncio
+
 from botocore.exceptions import ClientError
 
 from ..sessions.dynamodb_store import _condition_failed, _item, _plain, dynamodb_client

@@ -58,7 +58,7 @@ class BusinessUnderstanding(BaseModel):
     def is_empty(self) -> bool:
         return not any(getattr(self, name) for name in _LABELS)
 
-    def merged(self, update: "BusinessUnderstanding") -> "BusinessUnderstanding":
+    def merged(self, update: BusinessUnderstanding) -> BusinessUnderstanding:
         """`update`'s facts on top of these: a given text replaces, given items are added
         (each once, the list capped at its limit keeping the newest)."""
         merged: dict[str, Any] = self.model_dump()

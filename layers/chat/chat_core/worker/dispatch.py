@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from .. import background
@@ -41,7 +41,7 @@ class Dispatcher(Protocol):
 class InProcessDispatcher:
     """Runs jobs as asyncio tasks of this process (dev server, tests)."""
 
-    def __init__(self, run: Callable[[Job], Awaitable[Any]]) -> None:
+    def __init__(self, run: Callable[[Job], Coroutine[Any, Any, Any]]) -> None:
         self.run = run
 
     async def dispatch(self, job: Job) -> None:

@@ -6,7 +6,7 @@ job.model_dump()          # the Lambda event payload
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
@@ -42,9 +42,9 @@ class DrainCompletions(BaseModel):
 
 
 Job = Annotated[
-    Union[RunTurn, RunTool, ContinueOperation, DrainCompletions], Field(discriminator="kind")
+    RunTurn | RunTool | ContinueOperation | DrainCompletions, Field(discriminator="kind")
 ]
-_job = TypeAdapter(Job)
+_job: TypeAdapter[Job] = TypeAdapter(Job)
 
 
 def parse_job(payload: dict[str, Any] | str | bytes) -> Job:

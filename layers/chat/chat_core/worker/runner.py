@@ -19,12 +19,12 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from .. import background, registry, tasks
-from ..aisdk import history
 from .. import tools as tool_catalog
+from ..aisdk import history
 from ..chat.service import TurnFailed, stream_chat_completion
 from ..completions.consumer import drain
 from ..observability import count, milliseconds
@@ -46,7 +46,7 @@ STORE_UNREACHABLE = (
 )
 
 Outcome = tuple[registry.FinalStatus, str | None]
-Body = Callable[[registry.TaskRecord], Awaitable[Outcome]]
+Body = Callable[[registry.TaskRecord], Coroutine[Any, Any, Outcome]]
 
 
 async def run_job(job: Job, worker_id: str = WORKER_ID) -> str:
