@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+import redis.asyncio
 from chat_core import keys, redis_client, registry, tasks
 from chat_core.protocol.chunks import (
     FINISH_JSON,
@@ -274,8 +275,10 @@ async def _consume_ours(log: _LatencyLog, index: int, task_id: str) -> None:
             log.received(index, entry.data, time.perf_counter())
 
 
-async def _consume_baseline(log: _LatencyLog, index: int, task_id: str) -> None:
-    subscriber = baseline.PollingSubscriber(get_redis(), task_id, "0-0").start()
+async def _consume_baseline(
+    log: _LatencyLog, index: int, task_id: str, client: redis.asyncio.Redis
+) -> None:
+    subscriber = baseline.PollingSubscriber(client, task_id, "0-0").start()
     try:
         while (item := await subscriber.next()) is not None:
             log.received(index, item[1], time.perf_counter())
@@ -322,8 +325,19 @@ async def _deliver(ours: bool) -> dict[str, Any]:
             )  # fmt: skip
             task_ids.append(task_id)
 
-    consume = _consume_ours if ours else _consume_baseline
-    consumers = [asyncio.create_task(consume(log, i, t)) for i, t in enumerate(task_ids)]
+    # The baseline's blocking readers get production's pool (256, raising when full) on a
+    # client of their own: our writers' pool is bounded and waits, which would make the
+    # baseline slower than what production did.
+    polling = redis.asyncio.Redis.from_url(
+        get_settings().redis_url or "", decode_responses=True, max_connections=256
+    )
+    if ours:
+        consumers = [asyncio.create_task(_consume_ours(log, i, t)) for i, t in enumerate(task_ids)]
+    else:
+        consumers = [
+            asyncio.create_task(_consume_baseline(log, i, t, polling))
+            for i, t in enumerate(task_ids)
+        ]
     await asyncio.sleep(SUBSCRIBE_SETTLE_SECONDS)  # every subscriber reaches its blocking read
 
     def publisher(task_id: str) -> Callable[[str], Awaitable[Any]]:
@@ -343,6 +357,7 @@ async def _deliver(ours: bool) -> dict[str, Any]:
             await baseline.publish_chunk(r, task_id, FINISH_JSON)
             await r.hset(baseline.task_meta(task_id), "status", "completed")
     await asyncio.wait_for(asyncio.gather(*consumers), timeout=30)
+    await polling.aclose()
 
     counted_from = begin + DELIVERY_WARMUP_SECONDS
     latencies = [latency for sent_at, latency in log.arrivals if sent_at >= counted_from]
@@ -419,7 +434,7 @@ async def _load_ours(tasks: Sequence[_StoredTask]) -> float:
             pipe.pexpire(stream_key, ttl_ms)
             pipe.set(keys.operation(t.operation_id), t.task_id, px=ttl_ms)
             if t.running:
-                pipe.set(keys.session_active_task(t.session_id), t.task_id, px=ttl_ms)
+                pipe.set(keys.session_turn(t.session_id), t.task_id, px=ttl_ms)
                 pipe.zadd(keys.RUNNING_TASKS, {t.task_id: lease_until})
         await pipe.execute()
     return time.perf_counter() - started
@@ -461,13 +476,13 @@ def _queries(tasks: Sequence[_StoredTask], count: int) -> list[tuple[_StoredTask
     ]
 
 
-async def _lookup_ours(tasks: Sequence[_StoredTask]) -> dict[str, Any]:
+async def _lookup_ours(stored: Sequence[_StoredTask]) -> dict[str, Any]:
     """Our lookup, each followed by a PING: the bare round trip measured through the same
     noise, which tells a slow lookup from a busy machine (a hit is two round trips)."""
     r = get_redis()
     timings: dict[bool, list[float]] = {True: [], False: []}
     pings: list[float] = []
-    for task, hit in _queries(tasks, LOOKUP_OURS_ITERATIONS):
+    for task, hit in _queries(stored, LOOKUP_OURS_ITERATIONS):
         started = time.perf_counter()
         found, last_id = await tasks.active_task(task.session_id, task.user_id)
         timings[hit].append(time.perf_counter() - started)
@@ -586,9 +601,10 @@ async def _replay_ours(task_id: str) -> tuple[float, int]:
 async def _replay_benchmark() -> dict[str, Any]:
     r = get_redis()
     chunks = _replay_chunks()
-    task = await tasks.create_turn(f"replay-{uuid.uuid4()}", None)
-    for offset in range(0, len(chunks), REPLAY_PUBLISH_BATCH):
-        await registry.publish_chunks(task.task_id, chunks[offset : offset + REPLAY_PUBLISH_BATCH])
+    task = await tasks.create_turn(f"replay-{uuid.uuid4()}", None)  # it writes its `start`
+    ours = chunks[1:]
+    for offset in range(0, len(ours), REPLAY_PUBLISH_BATCH):
+        await registry.publish_chunks(task.task_id, ours[offset : offset + REPLAY_PUBLISH_BATCH])
     await tasks.finish(task, "completed")
     naive_id = str(uuid.uuid4())
     pipe = r.pipeline(transaction=False)

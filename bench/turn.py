@@ -388,7 +388,11 @@ class _Readers:
         arrivals: list[tuple[float, str]] = []
         cpu = time.process_time()
         started = time.perf_counter()
-        stream = await self._client().chat.completions.create(**self.request)
+        # The body as the turn sent it; a provider field the SDK has no argument for (an
+        # OpenRouter `session_id`) travels the way the turn sent it, in extra_body.
+        request = dict(self.request)
+        extra = {name: request.pop(name) for name in ("session_id",) if name in request}
+        stream = await self._client().chat.completions.create(**request, extra_body=extra or None)
         async with stream:
             async for event in stream:
                 now = time.perf_counter()
@@ -415,7 +419,11 @@ class _Readers:
         cpu = time.process_time()
         started = time.perf_counter()
         writes: list[tuple[float, str]] = []
-        stream = await self._client().chat.completions.create(**self.request)
+        # The body as the turn sent it; a provider field the SDK has no argument for (an
+        # OpenRouter `session_id`) travels the way the turn sent it, in extra_body.
+        request = dict(self.request)
+        extra = {name: request.pop(name) for name in ("session_id",) if name in request}
+        stream = await self._client().chat.completions.create(**request, extra_body=extra or None)
         async with stream:
             async for event in stream:
                 if event.choices and (content := event.choices[0].delta.content):
