@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
-import time
 
 import pytest
 import redis
-from chat_core.events import AsyncEventBus, EventBus, PayloadTooLarge
+from chat_core.events import AsyncEventBus, PayloadTooLarge
 from chat_core.redis_client import get_redis, is_cluster
 from pydantic import BaseModel
 
@@ -132,30 +130,3 @@ async def test_the_cluster_mode_picks_sharded_pub_sub_only_where_the_servers_hav
     sharded = await bus._sharded_mode()
     assert sharded is redis_target.sharded
     assert is_cluster(get_redis()) is (redis_target.mode == "cluster")
-
-
-@on_every_topology
-def test_the_sync_bus_publishes_and_listens(redis_target):
-    bus = EventBus("notes", Note)
-    received: list = []
-
-    def listen() -> None:
-        for event in bus.listen_events("user-1"):
-            received.append(event)
-            return
-
-    thread = threading.Thread(target=listen, daemon=True)
-    thread.start()
-    time.sleep(0.3)
-    bus.publish_event(Note(session_id="s", text="sync"), "user-1")
-    thread.join(5)
-    assert received == [Note(session_id="s", text="sync")]
-    assert bus.wait_for_event("nobody", timeout=0.3) is None
-    bus.close()
-
-
-@on_every_topology
-def test_the_sync_wait_for_event(redis_target):
-    bus = EventBus("notes", Note)
-    threading.Timer(0.3, bus.publish_event, args=(Note(session_id="s", text="w"), "k")).start()
-    assert bus.wait_for_event("k", timeout=5) == Note(session_id="s", text="w")

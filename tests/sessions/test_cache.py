@@ -89,10 +89,6 @@ WRITES: dict[str, tuple[Write, Callable[[ChatSession | None], bool]]] = {
         lambda s: s.append_messages("s1", [user("new")]),
         lambda seen: contents(seen)[-1] == "new",
     ),
-    "upsert": (
-        lambda s: s.upsert(ChatSession(session_id="s1", user_id="u1", title="Upserted")),
-        lambda seen: seen is not None and seen.title == "Upserted",
-    ),
     "update_title": (
         lambda s: s.update_title("s1", "Retitled"),
         lambda seen: seen is not None and seen.title == "Retitled",

@@ -188,45 +188,6 @@ async def test_one_append_of_many_messages(store: SessionStore):
     assert contents(found) == ["first"] + [f"m{i}" for i in range(150)]
 
 
-# --- upsert ------------------------------------------------------------------------------------
-async def test_upsert_creates_then_appends_only_the_unsaved_messages(store: SessionStore):
-    draft = ChatSession.new(user_id="u1", session_id="s-up")
-    draft.title = "Trip to Paris"
-    draft.messages = [user("one"), ChatMessage(role="assistant", content="two")]
-    stored = await store.upsert(draft)
-    assert (stored.session_id, stored.user_id, stored.title) == ("s-up", "u1", "Trip to Paris")
-    assert [(m.sequence, m.content) for m in stored.messages] == [(0, "one"), (1, "two")]
-
-    # The stored copy plus one new message: only the new one is appended.
-    stored.messages.append(user("three"))
-    again = await store.upsert(stored)
-    assert [(m.sequence, m.content) for m in again.messages] == [
-        (0, "one"),
-        (1, "two"),
-        (2, "three"),
-    ]
-    assert again.created_at == stored.created_at
-
-    found = await store.get("s-up", user_id="u1")
-    assert found is not None
-    assert found.model_dump() == again.model_dump()
-    assert await store.get("s-up", user_id="u2") is None
-
-
-async def test_upsert_saves_title_and_owner_of_an_existing_session(store: SessionStore):
-    await store.create(user_id=None, session_id="s-anon")
-    await store.append_messages("s-anon", [user("hi")])
-    stored = await store.upsert(ChatSession(session_id="s-anon", user_id="u1", title="Greeting"))
-    assert (stored.user_id, stored.title, contents(stored)) == ("u1", "Greeting", ["hi"])
-    assert await store.get("s-anon", user_id="u2") is None
-    listed, total = await store.list_sessions("u1")
-    assert ([s.session_id for s in listed], total) == (["s-anon"], 1)
-
-    # An upsert that names no title or owner keeps the stored ones.
-    kept = await store.upsert(ChatSession(session_id="s-anon"))
-    assert (kept.user_id, kept.title) == ("u1", "Greeting")
-
-
 # --- listing -----------------------------------------------------------------------------------
 async def test_list_is_newest_first_with_limit_offset_and_total(store: SessionStore):
     ids = []

@@ -1,4 +1,4 @@
-"""A pub/sub event bus over Redis, generic over a pydantic model; sync and async.
+"""A pub/sub event bus over Redis, generic over a pydantic model.
 
     class TitleChanged(BaseModel):
         session_id: str
@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from . import keys
-from .redis_client import get_redis, get_sync_redis, is_cluster, listener_redis
+from .redis_client import get_redis, is_cluster, listener_redis
 from .settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -184,80 +183,3 @@ class AsyncEventBus(_BaseEventBus[M]):
                 await pubsub.aclose()
             except Exception:
                 logger.warning("could not close a pub/sub connection", exc_info=True)
-
-
-class EventBus(_BaseEventBus[M]):
-    """The synchronous twin, for code that runs outside an event loop."""
-
-    def __init__(self, name: str, model: type[M], *, max_message_bytes: int | None = None) -> None:
-        super().__init__(name, model, max_message_bytes=max_message_bytes)
-        self._pubsubs: set[Any] = set()
-        self._sharded: bool | None = None
-
-    def _sharded_mode(self) -> bool:
-        if self._sharded is None:
-            client = get_sync_redis()
-            major = _major_version(client.info("server")) if is_cluster(client) else 0
-            self._sharded = self._uses_sharded(client, major)
-        return self._sharded
-
-    def publish_event(self, event: M, channel_key: str) -> None:
-        try:
-            message, channel = self._serialize_message(event, channel_key)
-            client = get_sync_redis()
-            if self._sharded_mode():
-                client.spublish(channel, message)
-            else:
-                client.publish(channel, message)
-        except Exception:
-            logger.exception("could not publish an event to %s; carrying on", channel_key)
-
-    def listen_events(self, channel_key: str) -> Generator[M | PayloadTooLarge]:
-        for event in self._poll(channel_key):
-            if event is not None:
-                yield event
-
-    def wait_for_event(
-        self, channel_key: str, timeout: float | None = None
-    ) -> M | PayloadTooLarge | None:
-        """The first event on the channel within `timeout` seconds, else None."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        polls = self._poll(channel_key, lambda: _remaining(deadline))
-        try:
-            for event in polls:
-                if event is not None:
-                    return event
-                if deadline is not None and time.monotonic() >= deadline:
-                    return None
-            return None
-        finally:
-            polls.close()
-
-    def _poll(
-        self, channel_key: str, wait: Any = lambda: 1.0
-    ) -> Generator[M | PayloadTooLarge | None]:
-        """Events as they come, and None each time a wait of `wait()` seconds passes empty."""
-        pubsub = get_sync_redis().pubsub()
-        subscribe, receive = self._subscription(pubsub, channel_key, self._sharded_mode())
-        self._pubsubs.add(pubsub)
-        try:
-            subscribe(self._channel(channel_key))
-            while True:
-                yield self._deserialize_message(
-                    receive(ignore_subscribe_messages=True, timeout=wait())
-                )
-        finally:
-            self._pubsubs.discard(pubsub)
-            pubsub.close()
-
-    def close(self) -> None:
-        pubsubs, self._pubsubs = self._pubsubs, set()
-        for pubsub in pubsubs:
-            try:
-                pubsub.close()
-            except Exception:
-                logger.warning("could not close a pub/sub connection", exc_info=True)
-
-
-def _remaining(deadline: float | None) -> float:
-    return 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))

@@ -318,24 +318,6 @@ return 1
 
 SESSION_READ = Script(_SESSION_KEYS, "", _SESSION + "return snapshot()")
 
-# user_id '' = keep; → {previous owner ('' = none), snapshot}
-SESSION_UPSERT = Script(
-    _SESSION_KEYS,
-    "now ttl_ms:n user_id has_title title created_at",
-    _SESSION
-    + """
-local previous = redis.call('HGET', meta, 'user_id')
-if not previous then redis.call('HSET', meta, 'user_id', '', 'created_at', created_at) end
-if user_id ~= '' then redis.call('HSET', meta, 'user_id', user_id) end
-if has_title == '1' then redis.call('HSET', meta, 'title', title) end
-for _, message in ipairs(new_messages) do redis.call('RPUSH', messages, message) end
-redis.call('HSET', meta, 'updated_at', now)
-touch(ttl_ms)
-return {previous or '', snapshot()}
-""",
-    rest="new_messages",
-)
-
 # what: 'messages' | 'usage' | 'title'
 # → {owner, length of the list written}, or nil when the session does not exist
 SESSION_WRITE = Script(

@@ -30,14 +30,12 @@ import redis.cluster
 from .settings import Settings, get_settings
 
 AsyncRedis: TypeAlias = "redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster"
-SyncRedis: TypeAlias = "redis.Redis | redis.cluster.RedisCluster"
 
 Role: TypeAlias = Literal["writer", "reader", "follower", "listener"]
 
 _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Role, Any]] = (
     weakref.WeakKeyDictionary()
 )
-_sync_client: Any = None
 _closers: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop, list[Callable[[], Awaitable[None]]]
 ] = weakref.WeakKeyDictionary()
@@ -114,13 +112,6 @@ def create_async_client(settings: Settings | None = None, role: Role = "writer")
     return redis.asyncio.Redis.from_pool(pool)
 
 
-def create_sync_client(settings: Settings | None = None) -> Any:
-    settings = settings or get_settings()
-    if settings.redis_mode == "cluster":
-        return redis.cluster.RedisCluster.from_url(_url(settings), **client_options(settings))
-    return redis.Redis.from_url(_url(settings), **client_options(settings))
-
-
 def get_redis() -> Any:
     """The async client of the running event loop (created on first use): every write,
     and every read that is not a stream reader's."""
@@ -169,13 +160,6 @@ def _loop_client(role: Role) -> Any:
     return client
 
 
-def get_sync_redis() -> Any:
-    global _sync_client
-    if _sync_client is None:
-        _sync_client = create_sync_client()
-    return _sync_client
-
-
 async def close_redis() -> None:
     """Close the running loop's clients (tests, dev server shutdown), after what uses them."""
     loop = asyncio.get_running_loop()
@@ -194,11 +178,7 @@ def on_close(closer: Callable[[], Awaitable[None]]) -> None:
 
 def reset_clients() -> None:
     """Forget every cached client, e.g. after the settings changed."""
-    global _sync_client
     _async_clients.clear()
-    if _sync_client is not None:
-        _sync_client.close()
-        _sync_client = None
 
 
 def is_cluster(client: Any) -> bool:

@@ -27,9 +27,6 @@ class Chunk(BaseModel):
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, exclude_none=True)
 
-    def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(by_alias=True, exclude_none=True)
-
 
 class Start(Chunk):
     type: Literal["start"] = "start"

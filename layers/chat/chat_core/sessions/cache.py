@@ -59,10 +59,6 @@ class CachedSessionStore:
     ) -> tuple[list[SessionSummary], int]:
         return await self.inner.list_sessions(user_id, limit, offset)
 
-    async def upsert(self, session: ChatSession) -> ChatSession:
-        async with _writing(session.session_id):
-            return await self.inner.upsert(session)
-
     async def append_messages(
         self, session_id: str, messages: list[ChatMessage]
     ) -> list[ChatMessage]:

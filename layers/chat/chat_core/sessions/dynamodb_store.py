@@ -58,9 +58,6 @@ class DynamoDBSessionStore:
     async def get(self, session_id: str, user_id: str | None) -> ChatSession | None:
         return await asyncio.to_thread(self._read, session_id, user_id)
 
-    async def upsert(self, session: ChatSession) -> ChatSession:
-        return await asyncio.to_thread(self._upsert, session)
-
     async def append_messages(
         self, session_id: str, messages: list[ChatMessage]
     ) -> list[ChatMessage]:
@@ -155,38 +152,6 @@ class DynamoDBSessionStore:
                 elif sort_key.startswith(USAGE_PREFIX):
                     session.usage.append(Usage.model_validate_json(item["body"]))
         return session
-
-    def _upsert(self, session: ChatSession) -> ChatSession:
-        new_messages = [m for m in session.messages if m.sequence is None]
-        assignments = [
-            "session_id = :id",
-            "created_at = if_not_exists(created_at, :created)",
-            "updated_at = :now",
-        ]
-        values: dict[str, Any] = {
-            ":id": session.session_id,
-            ":created": _iso(session.created_at),
-            ":now": _iso(utcnow()),
-            ":count": len(new_messages),
-        }
-        if session.user_id:
-            assignments.append("user_id = :user")
-            values[":user"] = session.user_id
-        if session.title is not None:
-            assignments.append("title = :title")
-            values[":title"] = session.title
-        counters = self._update_meta(
-            session.session_id,
-            f"SET {', '.join(assignments)} ADD next_sequence :count",
-            values,
-            condition=None,
-        )
-        assert counters is not None  # unconditional
-        if new_messages:  # else the counter did not change, and UPDATED_NEW may omit it
-            self._write_messages(session.session_id, new_messages, int(counters["next_sequence"]))
-        stored = self._read(session.session_id, None, any_owner=True)
-        assert stored is not None  # just written; a concurrent delete is a caller's race
-        return stored
 
     def _append(self, session_id: str, messages: list[ChatMessage]) -> list[ChatMessage]:
         counters = self._update_meta(

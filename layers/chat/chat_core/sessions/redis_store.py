@@ -51,27 +51,6 @@ class RedisSessionStore:
         session = _session(session_id, await _run(lua.SESSION_READ, session_id))
         return session if session is not None and session.visible_to(user_id) else None
 
-    async def upsert(self, session: ChatSession) -> ChatSession:
-        now = utcnow()
-        new_messages = [_dump(m) for m in session.messages if m.sequence is None]
-        previous_owner, snapshot = await _run(
-            lua.SESSION_UPSERT,
-            session.session_id,
-            rest=new_messages,
-            now=_iso(now),
-            ttl_ms=_ttl_ms(),
-            user_id=session.user_id or "",
-            has_title="0" if session.title is None else "1",
-            title=session.title or "",
-            created_at=_iso(session.created_at),
-        )
-        stored = _session(session.session_id, snapshot)
-        assert stored is not None  # the script just wrote it
-        if previous_owner and previous_owner != stored.user_id:
-            await get_redis().zrem(keys.user_sessions(previous_owner), session.session_id)
-        await _index(stored.user_id, session.session_id, now)
-        return stored
-
     async def append_messages(
         self, session_id: str, messages: list[ChatMessage]
     ) -> list[ChatMessage]:

@@ -29,10 +29,6 @@ class SessionStore(Protocol):
         """The session with all messages (ordered by sequence) and usage; None when it does
         not exist or belongs to another user."""
 
-    async def upsert(self, session: ChatSession) -> ChatSession:
-        """Create the session if missing, save title/owner, and append the messages whose
-        `sequence` is None (each gets its sequence). Returns the session as stored."""
-
     async def append_messages(
         self, session_id: str, messages: list[ChatMessage]
     ) -> list[ChatMessage]:
