@@ -313,12 +313,19 @@ def build_app(env: DevEnvironment) -> FastAPI:
         consumer = ConsumerService(consumer=f"dev-{os.getpid()}")
         consumer.start()
         sweeper = asyncio.create_task(_sweep_periodically(SWEEP_EVERY_SECONDS), name="sweeper")
+        keeper = (
+            asyncio.create_task(_keep_redis_running(env.redis), name="redis-keeper")
+            if env.redis is not None
+            else None
+        )
         print(banner(env), flush=True)
         try:
             yield
         finally:
-            sweeper.cancel()
-            await asyncio.gather(sweeper, return_exceptions=True)
+            for periodic in (sweeper, keeper):
+                if periodic is not None:
+                    periodic.cancel()
+            await asyncio.gather(*(t for t in (sweeper, keeper) if t), return_exceptions=True)
             await consumer.stop()
             await generator.aclose()
             # A turn still running is cancelled (and marked so) rather than waited for.
@@ -332,6 +339,32 @@ def build_app(env: DevEnvironment) -> FastAPI:
         app.include_router(documented(generator.router))
     app.mount("/", _PageFiles(directory=web_dir(env.project_dir), html=True), name="page")
     return app
+
+
+async def _keep_redis_running(redis: EmbeddedRedis, every: float = 0.5) -> None:
+    """Start the embedded Redis again when it dies (OOM killer, a stray kill, a crash).
+
+    Same port and data folder, so the clients reconnect by themselves and the chats are
+    still there: a turn in flight rides it out with its write retries, as it would a
+    failover of a managed cache, instead of the whole dev server needing a restart."""
+    while True:
+        await asyncio.sleep(every)
+        process = redis.process
+        if process is None or process.poll() is None:
+            continue  # running, or stopped on purpose at shutdown
+        logger.warning(
+            "the embedded Redis exited (code %s); starting it again on port %s",
+            process.returncode,
+            redis.port,
+        )
+        while True:
+            try:
+                await asyncio.to_thread(redis.start)
+                break
+            except RuntimeError as exc:
+                logger.error("the embedded Redis did not start again, retrying: %s", exc)
+                await asyncio.sleep(1)
+        logger.warning("the embedded Redis is back (pid %s)", redis.pid)
 
 
 async def _sweep_periodically(every: float) -> None:

@@ -12,6 +12,7 @@ nothing running after SIGINT or SIGTERM.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from redis import Redis
+from redis.exceptions import RedisError
 
 from .conftest import ARTIFACTS, DevServer, alive, start_dev_server
 
@@ -151,6 +154,44 @@ def test_reload_restarts_on_python_changes_and_keeps_sign_ins(tmp_path: Path) ->
         assert listed.status_code == 200, listed.text
         assert [s["id"] for s in listed.json()["sessions"]] == [session_id]
         assert "Restarting: 1 file(s) changed" in server.log()
+    finally:
+        stop_and_check(server, signal.SIGINT, data_dir)
+
+
+def test_the_embedded_redis_is_started_again_when_it_dies(tmp_path: Path) -> None:
+    server = start_dev_server(tmp_path, ARTIFACTS / "logs" / "make-dev-redis-dies.log")
+    data_dir = tmp_path / ".data" / "redis"
+    try:
+        headers = sign_in(server, "ada")
+        session_id = httpx.post(f"{server.api}/sessions", headers=headers).json()["id"]
+        redis = Redis.from_url(server.info["redis_url"])
+        first_pid = redis.info("server")["process_id"]
+        os.kill(first_pid, signal.SIGKILL)
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                pid = redis.info("server")["process_id"]
+            except RedisError:
+                pid = first_pid
+            if pid != first_pid:
+                break
+            assert time.monotonic() < deadline, f"Redis stayed down:\n{server.log()[-3000:]}"
+            time.sleep(0.2)
+
+        assert httpx.get(f"{server.api}/health").json() == {"status": "healthy", "redis": "ok"}
+        listed = httpx.get(f"{server.api}/sessions", headers=headers).json()["sessions"]
+        assert [s["id"] for s in listed] == [session_id]  # the chat survived the crash
+        with httpx.stream(
+            "POST",
+            f"{server.api}/sessions/{session_id}/stream",
+            headers=headers,
+            json={"message": "Hello again"},
+            timeout=30,
+        ) as response:
+            assert response.status_code == 200
+            assert response.read().rstrip().endswith(b"data: [DONE]")
+        redis.close()
     finally:
         stop_and_check(server, signal.SIGINT, data_dir)
 
