@@ -195,10 +195,11 @@ class EmbeddedCluster:
 
     SLOTS = 16384
 
-    def __init__(self, nodes: int = 3, *, binary: str | None = None) -> None:
+    def __init__(self, nodes: int = 3, *, binary: str | None = None, persist: bool = False) -> None:
         self.servers = [
             EmbeddedRedis(
                 binary=binary,
+                persist=persist,
                 extra_args=[
                     "--cluster-enabled",
                     "yes",

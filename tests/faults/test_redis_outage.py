@@ -20,7 +20,8 @@ from chat_core.completions.sweeper import sweep
 from chat_core.redis_client import get_redis, reset_clients
 from chat_core.sessions import get_session_store
 from chat_core.worker.runner import STORE_UNREACHABLE
-from chat_dev.embedded_redis import EmbeddedRedis
+from chat_dev.embedded_redis import EmbeddedCluster, EmbeddedRedis
+from redis.crc import key_slot
 
 from tests.chunk_rules import assert_valid_turn, text_of
 from tests.conftest import parse_sse
@@ -174,3 +175,41 @@ async def test_the_api_answers_json_503_while_redis_is_down(server, model):
         assert created.json()["detail"]["code"] == "STORE_UNAVAILABLE"
         assert int(created.headers["retry-after"]) > 0
         assert (await api.post("/api/chat/sessions")).status_code == 200
+
+
+@pytest.fixture
+async def cluster(model, settings_env) -> AsyncIterator[EmbeddedCluster]:
+    """A 3-node cluster of this test's own, persisted, so a node restarted keeps its data."""
+    nodes = EmbeddedCluster(nodes=3, persist=True).start()
+    settings_env(
+        redis_url=nodes.url,
+        redis_mode="cluster",
+        redis_connect_timeout=0.3,
+        redis_socket_timeout=1,
+        redis_retry_seconds=20,
+    )
+    reset_clients()
+    try:
+        yield nodes
+    finally:
+        nodes.stop()
+
+
+async def test_a_turn_rides_out_a_restart_of_its_cluster_node(cluster, model):
+    """On a cluster the blip is one node going away: the one that holds the task's slot."""
+    _, task = await start_turn(model, 100)
+    await wait_for_text(task.task_id)
+    slot = key_slot(keys.task_stream(task.task_id).encode())
+    count, slots = len(cluster.servers), EmbeddedCluster.SLOTS
+    [node] = [
+        server
+        for i, server in enumerate(cluster.servers)
+        if i * slots // count <= slot < (i + 1) * slots // count
+    ]
+    await outage(node, 2.0)
+    finished = await ended(task.task_id)
+    chunks = await chunks_of(task.task_id)
+    assert finished.status == "completed"
+    assert_valid_turn(chunks)
+    assert text_of(chunks) == " ".join(WORDS)  # nothing lost, nothing written twice
+    assert "error" not in [c["type"] for c in chunks]
