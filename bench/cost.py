@@ -35,7 +35,7 @@ MILLION = 1_000_000
 TARGETS = [Target("default_stream_usd_per_million_turns", "<", 250)]
 
 
-def _memory_mb() -> dict[str, int]:
+def memory_sizes_mb() -> dict[str, int]:
     template = yaml_parse((ROOT / "template.yaml").read_text())
     default = template["Globals"]["Function"]["MemorySize"]
     return {
@@ -94,7 +94,7 @@ def run() -> dict[str, Any]:
         / 1024
         / TURNS_MEASURED
     )
-    memory = _memory_mb()
+    memory = memory_sizes_mb()
     gb = {k: v / 1024 for k, v in memory.items()}
     settings = Settings()
     # A buffered read answers once new entries exist plus the linger, and the client comes
