@@ -34,6 +34,20 @@ def sign_in(server: DevServer, user_id: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def assert_turn_streams_to_the_end(
+    server: DevServer, headers: dict[str, str], session_id: str, message: str
+) -> None:
+    with httpx.stream(
+        "POST",
+        f"{server.api}/sessions/{session_id}/stream",
+        headers=headers,
+        json={"message": message},
+        timeout=30,
+    ) as response:
+        assert response.status_code == 200
+        assert response.read().rstrip().endswith(b"data: [DONE]")
+
+
 def stop_and_check(server: DevServer, sig: int, data_dir: Path) -> None:
     children = server.stop(sig)
     assert server.process.returncode == 0, server.log()[-3000:]
@@ -83,15 +97,7 @@ def test_make_dev_with_nothing_configured(tmp_path: Path) -> None:
 
         headers = sign_in(server, "grace")
         session_id = httpx.post(f"{server.api}/sessions", headers=headers).json()["id"]
-        with httpx.stream(
-            "POST",
-            f"{server.api}/sessions/{session_id}/stream",
-            headers=headers,
-            json={"message": "Hello there"},
-            timeout=30,
-        ) as response:
-            assert response.status_code == 200
-            assert response.read().rstrip().endswith(b"data: [DONE]")
+        assert_turn_streams_to_the_end(server, headers, session_id, "Hello there")
 
         # A second server on the same data folder would corrupt it: it is refused.
         second = subprocess.run(
@@ -182,15 +188,7 @@ def test_the_embedded_redis_is_started_again_when_it_dies(tmp_path: Path) -> Non
         assert httpx.get(f"{server.api}/health").json() == {"status": "healthy", "redis": "ok"}
         listed = httpx.get(f"{server.api}/sessions", headers=headers).json()["sessions"]
         assert [s["id"] for s in listed] == [session_id]  # the chat survived the crash
-        with httpx.stream(
-            "POST",
-            f"{server.api}/sessions/{session_id}/stream",
-            headers=headers,
-            json={"message": "Hello again"},
-            timeout=30,
-        ) as response:
-            assert response.status_code == 200
-            assert response.read().rstrip().endswith(b"data: [DONE]")
+        assert_turn_streams_to_the_end(server, headers, session_id, "Hello again")
         redis.close()
     finally:
         stop_and_check(server, signal.SIGINT, data_dir)

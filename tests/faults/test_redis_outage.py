@@ -85,16 +85,20 @@ async def start_turn(model, delay_ms: int, words: list[str] = WORDS):
     return session, task
 
 
-async def test_a_turn_rides_out_a_two_second_outage(server, model):
-    _, task = await start_turn(model, 100)
-    await wait_for_text(task.task_id)
-    await outage(server, 2.0)
-    finished = await ended(task.task_id)
-    chunks = await chunks_of(task.task_id)
+async def assert_whole_answer(task_id: str) -> None:
+    finished = await ended(task_id)
+    chunks = await chunks_of(task_id)
     assert finished.status == "completed"
     assert_valid_turn(chunks)
     assert text_of(chunks) == " ".join(WORDS)  # nothing lost, nothing written twice
     assert "error" not in [c["type"] for c in chunks]
+
+
+async def test_a_turn_rides_out_a_two_second_outage(server, model):
+    _, task = await start_turn(model, 100)
+    await wait_for_text(task.task_id)
+    await outage(server, 2.0)
+    await assert_whole_answer(task.task_id)
 
 
 async def test_a_quiet_turn_keeps_its_lease_through_an_outage(server, model, settings_env):
@@ -207,9 +211,4 @@ async def test_a_turn_rides_out_a_restart_of_its_cluster_node(cluster, model):
         if i * slots // count <= slot < (i + 1) * slots // count
     ]
     await outage(node, 2.0)
-    finished = await ended(task.task_id)
-    chunks = await chunks_of(task.task_id)
-    assert finished.status == "completed"
-    assert_valid_turn(chunks)
-    assert text_of(chunks) == " ".join(WORDS)  # nothing lost, nothing written twice
-    assert "error" not in [c["type"] for c in chunks]
+    await assert_whole_answer(task.task_id)
