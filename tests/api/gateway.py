@@ -1,4 +1,5 @@
-"""API Gateway HTTP API (payload 2.0) events, as Lambda receives them, for Mangum tests.
+"""API Gateway HTTP API (payload 2.0) events, as Lambda receives them, for Mangum tests,
+and a worker that runs each job as its own Lambda would.
 
 event = http_api_event("GET", "/api/chat/tasks/t1/stream", headers={"last-event-id": "1-0"},
                        claims={"sub": "u1"})
@@ -6,10 +7,14 @@ event = http_api_event("GET", "/api/chat/tasks/t1/stream", headers={"last-event-
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 import time
 from typing import Any
 from urllib.parse import urlencode
+
+from chat_core.worker.runner import run_job
 
 
 def http_api_event(
@@ -58,3 +63,19 @@ def http_api_event(
         "body": text,
         "isBase64Encoded": False,
     }
+
+
+class WorkerLambda:
+    """Each job runs in its own thread and event loop, like an async-invoked worker."""
+
+    def __init__(self) -> None:
+        self.threads: list[threading.Thread] = []
+
+    async def dispatch(self, job) -> None:
+        thread = threading.Thread(target=asyncio.run, args=(run_job(job),), daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def join(self) -> None:
+        for thread in self.threads:
+            thread.join(30)

@@ -236,3 +236,15 @@ async def test_a_method_a_path_lacks_is_405_with_allow(api) -> None:
     answer = await api.put("/api/chat/config/ttl")
     assert answer.status_code == 405 and answer.headers["allow"] == "GET"
     assert answer.json()["detail"]["code"] == "METHOD_NOT_ALLOWED"
+
+
+async def test_openapi_describes_every_route(api):
+    spec = (await api.get("/openapi.json")).json()
+    assert {
+        "/api/chat/sessions", "/api/chat/sessions/{session_id}", "/api/chat/sessions/{session_id}/stream",
+        "/api/chat/sessions/{session_id}/assign-user", "/api/chat", "/api/chat/{session_id}/stream",
+        "/api/chat/sessions/{session_id}/messages", "/api/chat/{session_id}/stop",
+        "/api/chat/tasks/{task_id}", "/api/chat/tasks/{task_id}/stream", "/api/chat/tasks/{task_id}/cancel",
+        "/api/chat/operations/{operation_id}/complete", "/api/chat/events", "/api/chat/health", "/api/chat/config/ttl",
+    } <= set(spec["paths"])  # fmt: skip
+    assert (await api.get("/docs")).status_code == 200

@@ -12,7 +12,7 @@ from chat_core.tools import ToolContext, ToolOutcome, default_tools
 from chat_core.users import get_user_store
 from chat_dev.scripted_model import ToolCall
 
-from tests.api.test_sessions_api import SECRET, bearer
+from tests.api.helpers import SECRET, bearer
 from tests.chunk_rules import assert_valid_turn
 from tests.completions.test_flow import operation_started, webhook
 from tests.conftest import sse_chunks

@@ -1,11 +1,13 @@
-"""Chunks serialize exactly as the AI SDK's strict schema wants, and parse back."""
+"""chat_core.protocol.chunks: chunks serialize exactly as the AI SDK's strict schema wants,
+and parse back."""
+
+from __future__ import annotations
 
 import json
 
 import pytest
 from chat_core.protocol import chunks as c
 from chat_core.protocol.chunks import ChunkParseError, parse_chunk
-from chat_core.protocol.sse import DONE, HEARTBEAT, encode_entry
 
 EXPECTED = [
     (c.Start(message_id="m1"), {"type": "start", "messageId": "m1"}),
@@ -87,9 +89,3 @@ def test_bad_stored_json_is_rejected_with_a_clear_error(raw, message):
 def test_extra_fields_are_refused_when_building_a_chunk():
     with pytest.raises(ValueError):
         c.Finish(finishReason="stop")  # type: ignore[call-arg]
-
-
-def test_sse_framing():
-    assert encode_entry("1-0", '{"type":"finish"}') == b'id: 1-0\ndata: {"type":"finish"}\n\n'
-    assert HEARTBEAT.encode() == b": heartbeat\n\n"
-    assert DONE.encode() == b"data: [DONE]\n\n"

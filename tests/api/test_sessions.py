@@ -1,27 +1,15 @@
-"""Sessions over HTTP, identity, and the small endpoints."""
+"""chat_core.api.sessions: create, list, get (with the running task), rename, delete and
+claim sessions over HTTP; a session's tasks follow it."""
 
 from __future__ import annotations
 
-import time
+import asyncio
 
-import jwt
 import pytest
+from chat_core import keys, registry
 from chat_core.redis_client import get_redis
 
-SECRET = "test-jwt-secret-with-enough-entropy-0123456789"
-
-
-def bearer(user_id: str, secret: str = SECRET, **claims) -> dict[str, str]:
-    token = jwt.encode(
-        {"sub": user_id, "exp": int(time.time()) + 600, **claims}, secret, algorithm="HS256"
-    )
-    return {"Authorization": f"Bearer {token}"}
-
-
-@pytest.fixture
-def auth(settings_env):
-    settings_env(jwt_secret=SECRET)
-    return bearer
+from tests.api.helpers import start_slow_turn, wait_until_streaming
 
 
 async def test_create_get_and_list_own_sessions(api, auth):
@@ -99,62 +87,55 @@ async def test_delete_answers_204_and_the_session_is_gone(api, auth):
     ).status_code == 404
 
 
-@pytest.mark.parametrize(
-    ("headers", "status", "code"),
-    [
-        ({}, 401, "UNAUTHENTICATED"),
-        ({"Authorization": "Basic abc"}, 401, "INVALID_TOKEN"),
-        ({"Authorization": "Bearer not.a.jwt"}, 401, "INVALID_TOKEN"),
-        (bearer("eve", secret="another-secret-entirely-0123456789abcdef"), 401, "INVALID_TOKEN"),
-    ],
-)
-async def test_listing_needs_a_valid_token(api, auth, headers, status, code):
-    response = await api.get("/api/chat/sessions", headers=headers)
-    assert response.status_code == status and response.json()["detail"]["code"] == code
+@pytest.mark.both
+@pytest.mark.parametrize("offset", ["9223372036854775807", "-1", "1e9", "x"])
+async def test_an_offset_out_of_range_is_a_clear_422(api, auth, offset):
+    response = await api.get(f"/api/chat/sessions?offset={offset}", headers=auth("alice"))
+    assert response.status_code == 422
+    assert response.json()["detail"]["code"] == "INVALID_REQUEST"
 
 
-async def test_an_expired_token_is_refused(api, auth):
-    expired = bearer("alice", exp=int(time.time()) - 10)
-    response = await api.get("/api/chat/sessions", headers=expired)
-    assert response.status_code == 401 and response.json()["detail"]["code"] == "TOKEN_EXPIRED"
+@pytest.mark.both
+async def test_session_shows_the_running_task_and_leaves_its_messages_to_the_replay(api, model):
+    session, task_id = await start_slow_turn(api, model)
+    got = (await api.get(f"/api/chat/sessions/{session}")).json()
+    assert got["active_stream"]["task_id"] == task_id
+    assert got["active_stream"]["last_message_id"] == await registry.last_entry_id(task_id)
+    # The answer is left to the replay; the question that started it stays.
+    assert [(m["role"], m["content"]) for m in got["messages"]] == [("user", "count slowly")]
 
 
-async def test_a_token_without_a_configured_secret_answers_503(api):
-    response = await api.get("/api/chat/sessions", headers=bearer("alice"))
-    assert response.status_code == 503 and response.json()["detail"]["code"] == "JWT_NOT_CONFIGURED"
+@pytest.mark.both
+async def test_a_task_follows_its_session_when_an_anonymous_session_is_claimed(api, model, auth):
+    session, task_id = await start_slow_turn(api, model)
+    assert (await api.get(f"/api/chat/tasks/{task_id}")).status_code == 200  # id holder
+    claimed = await api.patch(f"/api/chat/sessions/{session}/assign-user", headers=auth("alice"))
+    assert claimed.status_code == 200
+    for method, path in (
+        ("GET", f"/api/chat/tasks/{task_id}"),
+        ("GET", f"/api/chat/tasks/{task_id}/stream"),
+        ("POST", f"/api/chat/tasks/{task_id}/cancel"),
+    ):
+        anonymous = await api.request(method, path)
+        assert anonymous.status_code == 404, path
+        assert anonymous.json()["detail"]["code"] == "TASK_NOT_FOUND"
+    assert (await registry.get_task(task_id)).running  # the refused cancel changed nothing
+    mine = await api.get(f"/api/chat/tasks/{task_id}", headers=auth("alice"))
+    assert mine.status_code == 200 and mine.json()["session_id"] == session
+    await api.post(f"/api/chat/tasks/{task_id}/cancel", headers=auth("alice"))
 
 
-async def test_health_checks_redis_and_writes_nothing(api):
-    before = await get_redis().dbsize()
-    response = await api.get("/api/chat/health")
-    assert response.status_code == 200 and response.json() == {"status": "healthy", "redis": "ok"}
-    assert await get_redis().dbsize() == before
-
-
-async def test_health_reports_an_unreachable_redis(api, settings_env):
-    settings_env(redis_url="redis://127.0.0.1:1", redis_connect_timeout=0.2)
-    from chat_core.redis_client import reset_clients
-
-    reset_clients()
-    response = await api.get("/api/chat/health")
-    assert response.status_code == 503 and response.json()["status"] == "unhealthy"
-
-
-async def test_the_reconnect_window_is_published(api, settings_env):
-    settings_env(stream_ttl_seconds=1800)
-    assert (await api.get("/api/chat/config/ttl")).json() == {
-        "stream_ttl_seconds": 1800,
-        "stream_ttl_ms": 1_800_000,
-    }
-
-
-async def test_openapi_describes_every_route(api):
-    spec = (await api.get("/openapi.json")).json()
-    assert {
-        "/api/chat/sessions", "/api/chat/sessions/{session_id}", "/api/chat/sessions/{session_id}/stream",
-        "/api/chat/sessions/{session_id}/assign-user", "/api/chat", "/api/chat/{session_id}/stream",
-        "/api/chat/sessions/{session_id}/messages", "/api/chat/{session_id}/stop",
-        "/api/chat/tasks/{task_id}", "/api/chat/tasks/{task_id}/stream", "/api/chat/tasks/{task_id}/cancel",
-        "/api/chat/operations/{operation_id}/complete", "/api/chat/events", "/api/chat/health", "/api/chat/config/ttl",
-    } <= set(spec["paths"])  # fmt: skip
-    assert (await api.get("/docs")).status_code == 200
+@pytest.mark.both
+async def test_deleting_a_session_stops_its_turn_and_its_tasks_answer_404(api, model):
+    session, task_id = await start_slow_turn(api, model)
+    reading = asyncio.create_task(api.get(f"/api/chat/tasks/{task_id}/stream"))
+    await wait_until_streaming(task_id)
+    assert (await api.delete(f"/api/chat/sessions/{session}")).status_code == 204
+    # A reader of it is not left hanging: its stream ends (with the turn's `finish`, if it
+    # read that before the stream was deleted), or it finds the task gone.
+    read = await asyncio.wait_for(reading, 10)
+    assert read.status_code in (200, 404)
+    for path in (f"/api/chat/tasks/{task_id}", f"/api/chat/tasks/{task_id}/stream"):
+        gone = await api.get(path)
+        assert gone.status_code == 404 and gone.json()["detail"]["code"] == "TASK_NOT_FOUND"
+    assert await get_redis().exists(keys.task_stream(task_id), keys.task_meta(task_id)) == 0

@@ -1,29 +1,17 @@
-"""The user's understanding and library over HTTP, and what the model sees of them, with the
-scripted model over real HTTP, on Redis and on DynamoDB."""
+"""chat_core.tools.understanding: the model records what it learns about a signed-in user,
+and sees it (or that it is a first meeting) in later turns; an anonymous user is not
+offered the tool, and the tool refuses one itself."""
 
 from __future__ import annotations
 
 import pytest
 from chat_core.chat.prompts import FIRST_MEETING
 from chat_core.tools import ToolContext, default_tools
-from chat_core.users import BusinessUnderstanding
 from chat_dev.scripted_model import ToolCall
 
-from tests.api.test_sessions_api import SECRET, bearer
+from tests.api.helpers import SECRET, bearer
 from tests.conftest import sse_chunks
-
-UNDERSTANDING = "/api/chat/users/me/understanding"
-BAKERY = {
-    "user_name": "Ada",
-    "business_name": "Crumb & Co",
-    "industry": "bakery",
-    "pain_points": ["chasing unpaid invoices"],
-}
-
-
-def answer(**facts) -> dict:
-    """The answer with these facts known: every field present, the others empty."""
-    return {"understanding": BusinessUnderstanding(**facts).model_dump()}
+from tests.users.helpers import BAKERY, UNDERSTANDING, answer
 
 
 @pytest.fixture
@@ -43,47 +31,6 @@ async def turn(api, headers: dict[str, str], message: str) -> list[dict]:
 
 def turn_prompts(model) -> list[str]:
     return [r.system_prompt for r in model.chat_requests if r.streaming]
-
-
-@pytest.mark.parametrize(
-    ("method", "path"),
-    [
-        ("GET", UNDERSTANDING),
-        ("PUT", UNDERSTANDING),
-        ("GET", "/api/chat/users/me/agents"),
-        ("GET", "/api/chat/users/me/agents/a1"),
-    ],
-)
-async def test_anonymous_callers_get_401_json(store_backend, api, method, path):
-    response = await api.request(method, path, json=BAKERY if method == "PUT" else None)
-    assert response.status_code == 401
-    assert response.json()["detail"]["code"] == "UNAUTHENTICATED"
-
-
-async def test_the_user_reads_and_replaces_their_understanding(store_backend, api, alice):
-    assert (await api.get(UNDERSTANDING, headers=alice)).json() == {"understanding": None}
-    put = await api.put(UNDERSTANDING, json=BAKERY, headers=alice)
-    assert put.status_code == 200 and put.json() == answer(**BAKERY)
-    assert (await api.get(UNDERSTANDING, headers=alice)).json() == answer(**BAKERY)
-    # Another user sees only their own (nothing).
-    bob = bearer("bob")
-    assert (await api.get(UNDERSTANDING, headers=bob)).json() == {"understanding": None}
-    await api.put(UNDERSTANDING, json={"industry": "catering"}, headers=alice)
-    assert (await api.get(UNDERSTANDING, headers=alice)).json() == answer(industry="catering")
-
-
-@pytest.mark.parametrize(
-    "body",
-    [{"favourite_colour": "blue"}, {"industry": "x" * 501}, {"pain_points": "not a list"}, []],
-)
-async def test_an_invalid_understanding_is_refused_and_loses_nothing(
-    store_backend, api, alice, body
-):
-    await api.put(UNDERSTANDING, json=BAKERY, headers=alice)
-    response = await api.put(UNDERSTANDING, json=body, headers=alice)
-    assert response.status_code == 422
-    assert response.json()["detail"]["code"] == "INVALID_REQUEST"
-    assert (await api.get(UNDERSTANDING, headers=alice)).json() == answer(**BAKERY)
 
 
 async def test_the_model_is_told_the_understanding_or_that_it_is_a_first_meeting(
