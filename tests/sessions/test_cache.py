@@ -1,4 +1,5 @@
-"""The Redis read cache in front of DynamoDB: what readers see around writes and races."""
+"""chat_core.sessions.cache: the Redis read cache in front of DynamoDB passes the
+session-store contract, and readers see every write, around races and failures too."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ from chat_core.sessions import ChatMessage, ChatSession, SessionStore, Usage
 from chat_core.sessions.cache import CachedSessionStore
 from chat_core.sessions.dynamodb_store import DynamoDBSessionStore
 
+from tests.sessions.contract import SessionStoreContract
+
 pytestmark = pytest.mark.both
+
+
+@pytest.mark.parametrize("store_kind", ["dynamodb+cache"], indirect=True)
+class TestSessionStoreContract(SessionStoreContract):
+    pass
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""What only the Redis store does: idle expiry, and an index that heals itself."""
+"""chat_core.sessions.redis_store: the session-store contract on Redis, and what only the
+Redis store does: idle expiry, and an index that heals itself."""
 
 from __future__ import annotations
 
@@ -11,15 +12,20 @@ from chat_core.redis_client import get_redis
 from chat_core.sessions import ChatMessage, Usage
 from chat_core.sessions.redis_store import RedisSessionStore
 
-pytestmark = [pytest.mark.both, pytest.mark.valkey]  # also on a standalone Valkey
+from tests.sessions.contract import SessionStoreContract
+
+pytestmark = pytest.mark.parametrize("store_kind", ["redis"], indirect=True)
 
 
-@pytest.fixture
-def store(redis_target) -> RedisSessionStore:
-    return RedisSessionStore()
+@pytest.mark.both
+class TestSessionStoreContract(SessionStoreContract):
+    pass
 
 
+@pytest.mark.both
+@pytest.mark.valkey  # also on a standalone Valkey
 async def test_an_idle_session_expires_whole_and_writes_keep_it_alive(store, settings_env):
+    assert isinstance(store, RedisSessionStore)
     settings_env(session_ttl_seconds=1)
     await store.create(user_id="u1", session_id="s1")
     await store.append_messages("s1", [ChatMessage(role="user", content="hi")])
@@ -45,6 +51,8 @@ async def test_an_idle_session_expires_whole_and_writes_keep_it_alive(store, set
     assert reused is not None and (reused.messages, reused.usage, reused.title) == ([], [], None)
 
 
+@pytest.mark.both
+@pytest.mark.valkey
 async def test_index_entries_of_vanished_sessions_are_not_listed(store):
     await store.create(user_id="u1", session_id="s1")
     # What a crash between a session's script and its index update can leave behind.

@@ -1,4 +1,4 @@
-"""`get_session_store()` builds what the settings name, once per event loop."""
+"""chat_core.sessions: `get_session_store()` builds what the settings name, once per event loop."""
 
 from __future__ import annotations
 
