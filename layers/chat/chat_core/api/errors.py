@@ -51,6 +51,8 @@ _STORE_DOWN = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     redis.exceptions.ClusterDownError,
+    # What a cluster client raises when no node answers its first CLUSTER SLOTS.
+    redis.exceptions.RedisClusterException,
 )
 
 _STATUS_CODES = {
