@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from chat_core.chat.prompts import FIRST_MEETING
 from chat_core.tools import ToolContext, default_tools
+from chat_core.users import BusinessUnderstanding, get_user_store
 from chat_dev.scripted_model import ToolCall
 
 from tests.api.helpers import SECRET, bearer
@@ -91,3 +92,13 @@ async def test_the_tool_refuses_an_anonymous_caller_itself(store_backend):
         "update_business_understanding", {"industry": "bakery"}, ctx
     )
     assert outcome.ok is False and "not signed in" in outcome.error
+
+
+async def test_nothing_to_remember_is_a_readable_refusal_and_changes_nothing(store_backend):
+    ctx = ToolContext(session_id="s1", user_id="alice", task_id="t1", tool_call_id="c1")
+    await get_user_store().put_understanding("alice", BusinessUnderstanding(industry="bakery"))
+    outcome = await default_tools().execute("update_business_understanding", {}, ctx)
+    assert outcome.ok is False and "Nothing to remember" in outcome.error
+    assert await get_user_store().get_understanding("alice") == BusinessUnderstanding(
+        industry="bakery"
+    )
