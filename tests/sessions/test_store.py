@@ -3,19 +3,15 @@
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 from chat_core.sessions.cache import CachedSessionStore
 from chat_core.sessions.dynamodb_store import DynamoDBSessionStore
 from chat_core.sessions.redis_store import RedisSessionStore
 from chat_core.sessions.store import SessionStore
 
-METHODS = sorted(
-    name
-    for name, member in vars(SessionStore).items()
-    if inspect.iscoroutinefunction(member) and not name.startswith("_")
-)
+from tests.interfaces import assert_implements, async_methods
+
+METHODS = async_methods(SessionStore)
 
 
 def test_the_interface_is_the_stores_whole_api():
@@ -38,10 +34,4 @@ def test_the_interface_is_the_stores_whole_api():
 )
 @pytest.mark.parametrize("method", METHODS)
 def test_every_store_has_each_method_with_the_interfaces_parameters(implementation, method):
-    ours = getattr(implementation, method)
-    assert inspect.iscoroutinefunction(ours)
-    expected = inspect.signature(getattr(SessionStore, method)).parameters
-    got = inspect.signature(ours).parameters
-    assert [(p.name, p.default) for p in got.values()] == [
-        (p.name, p.default) for p in expected.values()
-    ]
+    assert_implements(implementation, SessionStore, method)
