@@ -1,4 +1,5 @@
-"""The completion webhook over HTTP: every refusal, and the one accepted path."""
+"""chat_core.api.webhook: the completion webhook over HTTP, every refusal and the one accepted
+path."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The tool registry: what the model is shown of each tool, and how every way a call can go
-wrong comes back as a failed outcome with a readable message instead of an exception."""
+"""chat_core.tools.base: the tool registry, what the model is shown of each tool, and how every
+way a call can go wrong comes back as a failed outcome with a readable message instead of an
+exception."""
 
 from __future__ import annotations
 
