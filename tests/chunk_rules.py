@@ -2,6 +2,7 @@
 
     assert_valid_turn(chunks)          # chunks: wire dicts in stream order
     assert_valid_content(chunks)       # what a turn produces, before its task frames it
+    chunks = await stored_chunks(task_id)   # a task's stream as it is stored in Redis
 
 The client throws on a `text-delta` whose `text-start` it has not seen (or after its
 `text-end`), and on tool output for a tool call whose input it has not seen. Steps open
@@ -10,7 +11,11 @@ and close in pairs. A turn has one `start` (first) and one `finish` (last).
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+from chat_core import keys
+from chat_core.redis_client import get_redis
 
 
 def assert_valid_turn(chunks: list[dict[str, Any]]) -> None:
@@ -55,3 +60,8 @@ def assert_valid_content(chunks: list[dict[str, Any]]) -> None:
 
 def text_of(chunks: list[dict[str, Any]]) -> str:
     return "".join(c["delta"] for c in chunks if c["type"] == "text-delta")
+
+
+async def stored_chunks(task_id: str) -> list[dict[str, Any]]:
+    entries = await get_redis().xrange(keys.task_stream(task_id))
+    return [json.loads(fields["data"]) for _, fields in entries]

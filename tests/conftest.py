@@ -291,6 +291,19 @@ def model(scripted_server, monkeypatch: pytest.MonkeyPatch, redis_target: RedisT
     set_dispatcher(None)
 
 
+@pytest.fixture
+def dispatched(model):
+    """Jobs handed to the worker are recorded, not run: the test runs them (`run_job`), or
+    plays a worker that never came."""
+    from chat_core.worker.dispatch import set_dispatcher
+
+    from tests.fakes import Recorder
+
+    recorder = Recorder()
+    set_dispatcher(recorder)
+    return recorder
+
+
 @pytest.fixture(scope="session")
 def agent_generator_server():
     from tests.fakes import FakeAgentGenerator

@@ -4,6 +4,9 @@ webhooks the way an external service does (Standard Webhooks).
     with FakeAgentGenerator() as generator:       # answers 202 and records each request
         generator.status = 500                     # or refuse the next ones
         generator.requests[-1]["callback_url"]
+
+    set_dispatcher(Recorder())      # jobs handed to the worker are recorded, not run
+    set_dispatcher(Failing())       # or cannot be handed over at all
 """
 
 from __future__ import annotations
@@ -119,3 +122,23 @@ class FakeIssuer(_ThreadServer):
         }
         payload = {k: v for k, v in payload.items() if v is not None}  # aud=None: no aud
         return jwt.encode(payload, key or self.private_key, algorithm="RS256", headers={"kid": kid})
+
+
+class Recorder:
+    """A dispatcher that only records the jobs it is handed, so the test decides when (and
+    whether) a worker runs them."""
+
+    def __init__(self) -> None:
+        self.jobs: list = []
+
+    async def dispatch(self, job) -> None:
+        self.jobs.append(job)
+
+
+class Failing:
+    """A dispatcher that cannot hand anything over (Lambda throttled, say)."""
+
+    async def dispatch(self, job) -> None:
+        from chat_core.worker.dispatch import DispatchError
+
+        raise DispatchError("the worker function cannot be invoked")

@@ -91,7 +91,7 @@ async def test_a_turn_longer_than_stream_max_length_is_resumed_whole(api, settin
     from chat_core.protocol import chunks as c
     from chat_core.sessions import get_session_store
 
-    from tests.chat.test_worker import Recorder
+    from tests.fakes import Recorder
 
     settings_env(stream_max_length=100, stream_budget_seconds=1.5)
     session = (await api.post("/api/chat/sessions")).json()["id"]

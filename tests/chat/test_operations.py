@@ -10,24 +10,15 @@ from chat_core import keys, registry, tasks, tools
 from chat_core.redis_client import get_redis
 from chat_core.sessions import get_session_store
 from chat_core.tools import Tool, ToolContext
-from chat_core.worker.dispatch import set_dispatcher
 from chat_core.worker.jobs import RunTool
 from chat_core.worker.runner import run_job
 from chat_dev.scripted_model import ToolCall
 from pydantic import BaseModel
 
-from tests.chat.test_worker import Recorder, stream_of
-from tests.chunk_rules import assert_valid_turn, text_of
-from tests.completions.test_flow import operation_started
+from tests.chunk_rules import assert_valid_turn, stored_chunks, text_of
+from tests.completions.flow import operation_started
 
 pytestmark = pytest.mark.both
-
-
-@pytest.fixture
-def dispatched(model):
-    recorder = Recorder()
-    set_dispatcher(recorder)
-    return recorder
 
 
 async def run_create_agent_turn(dispatched, model, call_id: str = "call_create_1", session=None):
@@ -47,7 +38,7 @@ async def test_a_delegated_operation_starts_and_the_turn_answers_at_once(
     dispatched, model, agent_generator
 ):
     session, turn = await run_create_agent_turn(dispatched, model)
-    chunks = await stream_of(turn.task_id)
+    chunks = await stored_chunks(turn.task_id)
     assert_valid_turn(chunks)
     started = operation_started(chunks)
     assert started["tool_name"] == "create_agent" and started["tool_call_id"] == "call_create_1"
@@ -69,7 +60,7 @@ async def test_a_delegated_operation_starts_and_the_turn_answers_at_once(
         "awaiting",
         "create_agent",
     )
-    prefix = await stream_of(operation.task_id)
+    prefix = await stored_chunks(operation.task_id)
     assert [c["type"] for c in prefix] == [
         "start", "start-step", "tool-input-start", "tool-input-available",
     ]  # fmt: skip
@@ -93,7 +84,7 @@ async def test_a_refusing_service_is_a_tool_error_the_model_explains_and_nothing
 ):
     agent_generator.status = 500
     session, turn = await run_create_agent_turn(dispatched, model)
-    chunks = await stream_of(turn.task_id)
+    chunks = await stored_chunks(turn.task_id)
     assert_valid_turn(chunks)
     error = next(c for c in chunks if c["type"] == "tool-output-error")
     assert "refused the request (HTTP 500)" in error["errorText"]
@@ -102,7 +93,7 @@ async def test_a_refusing_service_is_a_tool_error_the_model_explains_and_nothing
     operation_id = agent_generator.requests[0]["task_id"]
     operation = await registry.get_task(operation_id)
     assert operation.status == "failed"
-    assert [c["type"] for c in await stream_of(operation_id)][-3:] == [
+    assert [c["type"] for c in await stored_chunks(operation_id)][-3:] == [
         "finish-step",
         "error",
         "finish",
@@ -119,7 +110,7 @@ async def test_a_refusing_service_is_a_tool_error_the_model_explains_and_nothing
 
 async def test_without_a_configured_service_the_user_is_told(dispatched, model):
     session, turn = await run_create_agent_turn(dispatched, model)
-    error = next(c for c in await stream_of(turn.task_id) if c["type"] == "tool-output-error")
+    error = next(c for c in await stored_chunks(turn.task_id) if c["type"] == "tool-output-error")
     assert "no agent generator is configured" in error["errorText"]
 
 
@@ -128,7 +119,9 @@ async def test_the_same_tool_call_cannot_start_twice_in_a_session(
 ):
     session, _ = await run_create_agent_turn(dispatched, model, call_id="call_same")
     _, turn = await run_create_agent_turn(dispatched, model, call_id="call_same", session=session)
-    output = next(c for c in await stream_of(turn.task_id) if c["type"] == "tool-output-available")
+    output = next(
+        c for c in await stored_chunks(turn.task_id) if c["type"] == "tool-output-available"
+    )
     assert output["output"]["type"] == "operation_in_progress"
     assert len(agent_generator.requests) == 1
     # Another user's session with a call of the same id is not blocked by it.
@@ -168,7 +161,7 @@ async def test_a_long_tool_runs_in_the_worker_with_heartbeats_then_the_model_con
 
     model.reply_text("Here is your otter report.", stream=True)
     assert await run_job(job) == "completed"
-    chunks = await stream_of(job.task_id)
+    chunks = await stored_chunks(job.task_id)
     assert_valid_turn(chunks)
     types = [c["type"] for c in chunks]
     assert "data-progress" in types  # heartbeats while it ran
@@ -190,7 +183,7 @@ async def test_cancelling_an_awaiting_operation_closes_its_tool_call_for_the_rea
     session, turn = await run_create_agent_turn(dispatched, model, call_id="call_cancel")
     operation = await registry.get_task(agent_generator.requests[0]["task_id"])
     assert await tasks.cancel(operation) == "cancelled"
-    chunks = await stream_of(operation.task_id)
+    chunks = await stored_chunks(operation.task_id)
     assert_valid_turn(chunks)
     assert chunks[-3:] == [
         {
@@ -217,7 +210,7 @@ async def test_an_operation_that_never_reports_back_is_given_up_with_a_reason(
     await get_redis().hset(keys.task_meta(operation_id), "lease_until", "1")  # its deadline passed
     await get_redis().zadd(keys.RUNNING_TASKS, {operation_id: 1})
     assert (await sweep()).failed_tasks == 1
-    chunks = await stream_of(operation_id)
+    chunks = await stored_chunks(operation_id)
     assert_valid_turn(chunks)
     types = [c["type"] for c in chunks]
     assert types[-4:] == ["tool-output-error", "finish-step", "error", "finish"]

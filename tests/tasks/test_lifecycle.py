@@ -16,6 +16,10 @@ from chat_core.protocol import chunks as c
 from chat_core.redis_client import get_redis
 from chat_core.sessions import get_session_store
 from chat_core.sessions.models import ChatMessage
+from chat_core.worker.dispatch import set_dispatcher
+from chat_core.worker.jobs import RunTurn
+
+from tests.fakes import Failing
 
 pytestmark = [pytest.mark.both, pytest.mark.redis7]
 
@@ -173,6 +177,41 @@ async def test_the_guard_is_per_session(redis_target):
     assert await tasks.acquire_guard("s1", "call-1", "t1")
     assert not await tasks.acquire_guard("s1", "call-1", "t2")
     assert await tasks.acquire_guard("s2", "call-1", "t3")  # another user's session
+
+
+async def test_start_turn_saves_the_message_and_hands_the_turn_to_the_worker(dispatched):
+    session = await get_session_store().create("u1")
+    task = await tasks.start_turn(session, "Hello there", "u1")
+    [job] = dispatched.jobs
+    assert isinstance(job, RunTurn) and job.task_id == task.task_id
+    assert job.message_id == (await chunks_of(task.task_id))[0]["messageId"]
+    stored = await get_session_store().get(session.session_id, "u1")
+    assert [m.content for m in stored.messages if not m.is_view] == ["Hello there"]
+    assert (await tasks.active_task(session.session_id, "u1"))[0].task_id == task.task_id
+
+
+async def test_a_second_message_while_a_turn_runs_is_refused(dispatched):
+    session = await get_session_store().create("u1")
+    task = await tasks.start_turn(session, "Hello there", "u1")
+    with pytest.raises(tasks.TurnInProgress) as err:
+        await tasks.start_turn(session, "me again", "u1")
+    assert err.value.task_id == task.task_id
+    stored = await get_session_store().get(session.session_id, "u1")
+    said = [m.content for m in stored.messages if not m.is_view]
+    assert said == ["Hello there"]  # the refused one is not saved
+
+
+async def test_a_dispatch_failure_fails_the_task_with_a_reason(dispatched):
+    set_dispatcher(Failing())
+    session = await get_session_store().create("u1")
+    task = await tasks.start_turn(session, "Hello there", "u1")
+    chunks = await chunks_of(task.task_id)
+    assert chunks[1:] == [
+        {"type": "error", "errorText": "The assistant could not be started. Please try again."},
+        {"type": "finish"},
+    ]
+    assert chunks[0]["type"] == "start"
+    assert (await tasks.active_task(session.session_id, "u1"))[0] is None
 
 
 # --- claim, refresh, cancel flag ----------------------------------------------------------

@@ -1,7 +1,7 @@
 """Secrets kept in SSM Parameter Store or Secrets Manager (moto), read through the one
 settings class: cached for their max age, None (an unset secret) when they cannot be read.
 
-    .venv/bin/python -m pytest tests/foundation/test_secrets.py -q
+    .venv/bin/python -m pytest tests/test_secrets.py -q
 """
 
 from __future__ import annotations

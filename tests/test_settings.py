@@ -10,7 +10,7 @@ import pytest
 from chat_core.settings import ENV_FILE, Settings, get_settings
 from pydantic import AliasChoices
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def env_name(field: str) -> str:

@@ -1,9 +1,11 @@
-"""One chat turn against the scripted OpenAI-compatible model, spoken to over real HTTP.
+"""One chat turn (chat_core.chat.service) against the scripted OpenAI-compatible model,
+spoken to over real HTTP.
 
 The turn only produces content (the task it runs in frames it with `start` and `finish`;
-see tests/chat/test_worker.py); a failure is `TurnFailed`, which `run_turn` shows here as
+see tests/worker/test_runner.py); a failure is `TurnFailed`, which `run_turn` shows here as
 the `error` chunk the task would append. The first two tests are the always-on twins of
-seed 002's live tests (see test_live.py).
+seed 002's live tests, which run against a real model only with OPEN_ROUTER_API_KEY (the
+last two of this module).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from chat_core.sessions.models import ChatMessage
 from chat_dev.scripted_model import ToolCall
 
 from tests.chunk_rules import assert_valid_content, text_of
+from tests.conftest import LIVE_API_KEY, set_env
 
 
 async def run_turn(
@@ -228,3 +231,39 @@ async def test_the_context_is_trimmed_oldest_first_keeping_tool_calls_with_their
     calls = [c["id"] for m in sent for c in m.get("tool_calls") or []]
     assert ids == calls == ["call_keep"]
     assert sent[-1] == {"role": "user", "content": "and now?"}
+
+
+# --- against a real model (seed 002), only with OPEN_ROUTER_API_KEY ----------------------------
+live_model = pytest.mark.skipif(not LIVE_API_KEY, reason="OPEN_ROUTER_API_KEY is not set")
+
+
+@pytest.fixture
+async def live_session(redis_target, monkeypatch):
+    set_env(monkeypatch, llm_api_key=LIVE_API_KEY, llm_base_url="https://openrouter.ai/api/v1")
+    return await get_session_store().create("live-user")
+
+
+@pytest.mark.live
+@live_model
+async def test_stream_chat_completion(live_session):
+    text = ""
+    async for chunk in stream_chat_completion(  # a failure would raise TurnFailed
+        live_session.session_id, "Hello, how are you?", user_id="live-user"
+    ):
+        text += getattr(chunk, "delta", "") if chunk.type == "text-delta" else ""
+    assert text
+
+
+@pytest.mark.live
+@live_model
+async def test_stream_chat_completion_with_tool_calls(live_session):
+    had_tool_calls = False
+    async for chunk in stream_chat_completion(  # a failure would raise TurnFailed
+        live_session.session_id,
+        "Please find me an agent that can help me with my business. Use the query 'moneny printing agent'",
+        user_id="live-user",
+    ):
+        had_tool_calls |= chunk.type == "tool-output-available"
+    assert had_tool_calls
+    session = await get_session_store().get(live_session.session_id, "live-user")
+    assert session and session.usage
