@@ -136,7 +136,10 @@ async def listener_redis() -> Any:
     writers' or the readers' bounded pools on a single server. (A cluster's pub/sub takes
     node connections outside the commands' gate, so the writers' client serves it.)"""
     if get_settings().redis_mode == "cluster":
-        return get_redis()
+        client = get_redis()
+        # Its pub/sub needs the slot map, which a client that sent nothing yet lacks.
+        await asyncio.shield(client.initialize())
+        return client
     return _loop_client("listener")
 
 
