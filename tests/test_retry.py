@@ -1,0 +1,83 @@
+"""Riding out a Redis blip (chat_core.retry): a write is tried again while the server is
+away, given up once the budget is spent, and an answer Redis gave is never retried."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+import redis.asyncio
+from chat_core.retry import retrying
+from chat_dev.embedded_redis import EmbeddedRedis
+from redis.exceptions import ConnectionError, ResponseError
+
+
+async def test_a_write_lands_once_the_server_is_back(tmp_path) -> None:
+    server = EmbeddedRedis(data_dir=tmp_path / "redis").start()
+    client = redis.asyncio.Redis.from_url(server.url, socket_connect_timeout=0.2)
+    try:
+        await client.ping()
+        server.stop_process()  # a failover, a restart: the server is away for a moment
+        # It comes back after the first attempts have failed.
+        comes_back = asyncio.create_task(
+            asyncio.to_thread(lambda: (time.sleep(0.3), server.start()))
+        )
+        assert await retrying(lambda: client.set("k", "v"), budget_seconds=30) is True
+        await comes_back
+        assert await client.get("k") == b"v"
+    finally:
+        await client.aclose()
+        server.stop()
+
+
+async def test_past_the_budget_the_error_is_raised() -> None:
+    server = EmbeddedRedis().start()
+    url = server.url
+    server.stop()  # nothing listens there any more
+    client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=0.2)
+    attempts = 0
+
+    async def write() -> None:
+        nonlocal attempts
+        attempts += 1
+        await client.set("k", "v")
+
+    with pytest.raises(ConnectionError):
+        await retrying(write, budget_seconds=0.5)
+    assert attempts > 1
+    await client.aclose()
+
+
+async def test_an_answer_from_redis_is_not_retried(redis_target) -> None:
+    client = redis.asyncio.Redis.from_url(redis_target.url)
+    attempts = 0
+
+    async def refused() -> None:
+        nonlocal attempts
+        attempts += 1
+        await client.eval("return redis.error_reply('NOPE refused')", 0)
+
+    with pytest.raises(ResponseError, match="NOPE"):
+        await retrying(refused, budget_seconds=5)
+    assert attempts == 1
+    await client.aclose()
+
+
+async def test_the_budget_defaults_to_the_setting(settings_env) -> None:
+    settings_env(redis_retry_seconds=0)
+    server = EmbeddedRedis().start()
+    url = server.url
+    server.stop()
+    client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=0.2)
+    attempts = 0
+
+    async def write() -> None:
+        nonlocal attempts
+        attempts += 1
+        await client.set("k", "v")
+
+    with pytest.raises(ConnectionError):
+        await retrying(write)
+    assert attempts == 1  # no budget: the first failure is the answer
+    await client.aclose()
