@@ -88,6 +88,22 @@ class FakeAgentGenerator(_ThreadServer):
         return JSONResponse({"error": "generator overloaded"}, status_code=self.status)
 
 
+class WebhookReceiver(_ThreadServer):
+    """Where a webhook sender posts: records each delivery's headers and body."""
+
+    def __init__(self) -> None:
+        self.deliveries: list[tuple[dict[str, str], bytes]] = []
+        super().__init__([Route("/callback", self._receive, methods=["POST"])])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/callback"
+
+    async def _receive(self, request: Request) -> JSONResponse:
+        self.deliveries.append((dict(request.headers), await request.body()))
+        return JSONResponse({"status": "accepted"}, status_code=202)
+
+
 class FakeIssuer(_ThreadServer):
     """An identity provider: signs RS256 tokens and publishes its keys at a JWKS URL."""
 
