@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio
@@ -31,22 +32,39 @@ async def test_a_write_lands_once_the_server_is_back(tmp_path) -> None:
         server.stop()
 
 
-async def test_past_the_budget_the_error_is_raised() -> None:
+class WriteToNowhere:
+    """A write to a server that has gone away, counting its attempts."""
+
+    def __init__(self, url: str) -> None:
+        self.client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=0.2)
+        self.attempts = 0
+
+    async def __call__(self) -> None:
+        self.attempts += 1
+        await self.client.set("k", "v")
+
+
+@pytest.fixture
+async def write_to_nowhere() -> AsyncIterator[WriteToNowhere]:
     server = EmbeddedRedis().start()
     url = server.url
     server.stop()  # nothing listens there any more
-    client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=0.2)
-    attempts = 0
+    write = WriteToNowhere(url)
+    yield write
+    await write.client.aclose()
 
-    async def write() -> None:
-        nonlocal attempts
-        attempts += 1
-        await client.set("k", "v")
 
+async def test_past_the_budget_the_error_is_raised(write_to_nowhere) -> None:
     with pytest.raises(ConnectionError):
-        await retrying(write, budget_seconds=0.5)
-    assert attempts > 1
-    await client.aclose()
+        await retrying(write_to_nowhere, budget_seconds=0.5)
+    assert write_to_nowhere.attempts > 1
+
+
+async def test_the_budget_defaults_to_the_setting(write_to_nowhere, settings_env) -> None:
+    settings_env(redis_retry_seconds=0)
+    with pytest.raises(ConnectionError):
+        await retrying(write_to_nowhere)
+    assert write_to_nowhere.attempts == 1  # no budget: the first failure is the answer
 
 
 async def test_an_answer_from_redis_is_not_retried(redis_target) -> None:
@@ -61,23 +79,4 @@ async def test_an_answer_from_redis_is_not_retried(redis_target) -> None:
     with pytest.raises(ResponseError, match="NOPE"):
         await retrying(refused, budget_seconds=5)
     assert attempts == 1
-    await client.aclose()
-
-
-async def test_the_budget_defaults_to_the_setting(settings_env) -> None:
-    settings_env(redis_retry_seconds=0)
-    server = EmbeddedRedis().start()
-    url = server.url
-    server.stop()
-    client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=0.2)
-    attempts = 0
-
-    async def write() -> None:
-        nonlocal attempts
-        attempts += 1
-        await client.set("k", "v")
-
-    with pytest.raises(ConnectionError):
-        await retrying(write)
-    assert attempts == 1  # no budget: the first failure is the answer
     await client.aclose()

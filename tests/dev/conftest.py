@@ -1,19 +1,14 @@
-"""One scripted model server for the module's tests, emptied before each test, and an SDK
-client per test (clients belong to the test's event loop)."""
+"""The scripted model server (the suite's one, tests/conftest.py) emptied before each test,
+without the Redis and settings the chat's `model` fixture brings, and an SDK client per test
+(clients belong to the test's event loop)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from chat_dev.scripted_model import ScriptedModelServer
 from openai import AsyncOpenAI
-
-
-@pytest.fixture(scope="session")
-def scripted_server() -> Iterator[ScriptedModelServer]:
-    with ScriptedModelServer() as server:
-        yield server
 
 
 @pytest.fixture
