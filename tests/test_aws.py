@@ -1,6 +1,6 @@
-"""Glue between Lambda and the async core (chat_core.aws): one event loop for the life of an
-execution environment, so clients opened by one invocation serve the next; a buffered HTTP
-handler serves API Gateway events through the app."""
+"""chat_core.aws: one event loop for the life of a Lambda execution environment, so clients
+opened by one invocation serve the next; a buffered HTTP handler serves API Gateway events
+through the app."""
 
 from __future__ import annotations
 

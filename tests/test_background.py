@@ -1,6 +1,6 @@
-"""Work beside a turn (chat_core.background): a spawned task runs to its end though nothing
-else holds it, `drain` waits for it (and cancels what outlives its timeout), a failure is
-logged with the task's name."""
+"""chat_core.background: work beside a turn. A spawned task runs to its end though nothing else
+holds it, `drain` waits for it (and cancels what outlives its timeout), a failure is logged
+with the task's name."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The event bus on a real Redis: standalone, a 6.2 cluster (plain pub/sub) and a Redis 7
-cluster (sharded pub/sub)."""
+"""chat_core.events: the event bus on a real Redis, standalone, a 6.2 cluster (plain pub/sub)
+and a Redis 7 cluster (sharded pub/sub)."""
 
 from __future__ import annotations
 

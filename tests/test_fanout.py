@@ -1,5 +1,6 @@
-"""The fan-out under load, on a real Redis (standalone and 3-node clusters): one read per
-task whatever its readers, writes that readers cannot starve, a cap on readers."""
+"""chat_core.fanout: the readers of a task under load, on a real Redis (standalone and 3-node
+clusters): one read per task whatever its readers, writes that readers cannot starve, a cap
+on readers."""
 
 from __future__ import annotations
 

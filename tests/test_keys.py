@@ -1,5 +1,5 @@
-"""Redis key names (chat_core.keys): the keys one script touches share a hash tag, so every
-script runs unchanged on a cluster, and different tasks, sessions and users spread over it."""
+"""chat_core.keys: the keys one script touches share a hash tag, so every script runs unchanged
+on a cluster, and different tasks, sessions and users spread over it."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""The one way Lua scripts run (chat_core.lua.Script): keys and arguments by name, numbers
-as numbers, the rest as a list; wrong names refused before Redis is asked; a script flushed
-from the server (a failover) runs again; on a cluster as on one server."""
+"""chat_core.lua: the one way Lua scripts run. Keys and arguments by name, numbers as numbers,
+the rest as a list; wrong names refused before Redis is asked; a script flushed from the
+server (a failover) runs again; on a cluster as on one server."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Session events for open pages (chat_core.notifications): a signed-in user's pages hear
-every session of theirs and nobody else's; an anonymous page hears its one session."""
+"""chat_core.notifications: session events for open pages. A signed-in user's pages hear every
+session of theirs and nobody else's; an anonymous page hears its one session."""
 
 from __future__ import annotations
 

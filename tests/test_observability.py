@@ -1,6 +1,6 @@
-"""Logs, metrics and traces (chat_core.observability): metrics added anywhere in the layer
-are flushed as one EMF document by the handler's decorator; the layer's loggers write
-Powertools JSON once a handler configures them; tracing costs nothing where it is off."""
+"""chat_core.observability: metrics added anywhere in the layer are flushed as one EMF document
+by the handler's decorator; the layer's loggers write Powertools JSON once a handler
+configures them; tracing costs nothing where it is off."""
 
 from __future__ import annotations
 

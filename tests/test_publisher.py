@@ -1,4 +1,5 @@
-"""The publisher coalesces text deltas but never reorders or loses a chunk."""
+"""chat_core.publisher: the publisher coalesces text deltas but never reorders or loses a
+chunk."""
 
 import asyncio
 import json

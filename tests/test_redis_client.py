@@ -1,6 +1,6 @@
-"""The Redis clients (chat_core.redis_client): one writer and one reader client per event
-loop, on pools of their own; a full pool waits for a connection (up to its timeout) instead
-of failing at once; standalone and cluster alike."""
+"""chat_core.redis_client: one writer and one reader client per event loop, on pools of their
+own; a full pool waits for a connection (up to its timeout) instead of failing at once;
+standalone and cluster alike."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The stream registry on a real Redis, standalone and as a 3-node cluster: publishing,
-reading and subscribing. The lifecycle transitions are tested in tests/tasks."""
+"""chat_core.registry: the task streams on a real Redis, standalone and as a 3-node cluster:
+publishing, reading and subscribing. The lifecycle transitions are tested in tests/tasks."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Riding out a Redis blip (chat_core.retry): a write is tried again while the server is
-away, given up once the budget is spent, and an answer Redis gave is never retried."""
+"""chat_core.retry: riding out a Redis blip. A write is tried again while the server is away,
+given up once the budget is spent, and an answer Redis gave is never retried."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Secrets kept in SSM Parameter Store or Secrets Manager (moto), read through the one
-settings class: cached for their max age, None (an unset secret) when they cannot be read.
+"""chat_core.secrets: secrets kept in SSM Parameter Store or Secrets Manager (moto), read
+through the one settings class: cached for their max age, None (an unset secret) when they
+cannot be read.
 
     .venv/bin/python -m pytest tests/test_secrets.py -q
 """

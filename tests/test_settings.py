@@ -1,4 +1,4 @@
-"""Configuration: `.env` in the working folder is read, the real environment wins, and
+"""chat_core.settings: `.env` in the working folder is read, the real environment wins, and
 `.env.example` documents exactly the settings there are, with their defaults."""
 
 from __future__ import annotations

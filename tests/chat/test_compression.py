@@ -1,6 +1,6 @@
-"""Context compression against the scripted model over real HTTP: the turns that no longer
-fit are summarised by the title model, once per compaction, and never split a tool call
-from its result; without a model, or when it fails, the offline fit is used."""
+"""chat_core.chat.compression, against the scripted model over real HTTP: the turns that no
+longer fit are summarised by the title model, once per compaction, and never split a tool
+call from its result; without a model, or when it fails, the offline fit is used."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Context fitting: offline estimates, oldest turns out first, tool calls kept whole."""
+"""chat_core.chat.context: offline estimates, oldest turns out first, tool calls kept whole."""
 
 from chat_core.chat.context import estimate_tokens, fit_context, message_tokens
 

@@ -1,5 +1,5 @@
-"""What the turn does with the provider's failures and what it tells the provider, against
-the scripted model over real HTTP."""
+"""chat_core.chat.llm: what the turn does with the provider's failures and what it tells the
+provider, against the scripted model over real HTTP."""
 
 from __future__ import annotations
 

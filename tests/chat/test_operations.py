@@ -1,4 +1,5 @@
-"""Long-running tools: their own operation and task, a pending message, the turn moves on."""
+"""chat_core.chat.operations: long-running tools get their own operation and task, a pending
+message, and the turn moves on."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The system prompt: the default with the user's context, or Langfuse's when configured."""
+"""chat_core.chat.prompts: the default system prompt with the user's context, or Langfuse's
+when configured."""
 
 import sys
 import types

@@ -1,5 +1,5 @@
-"""One chat turn (chat_core.chat.service) against the scripted OpenAI-compatible model,
-spoken to over real HTTP.
+"""chat_core.chat.service: one chat turn against the scripted OpenAI-compatible model, spoken
+to over real HTTP.
 
 The turn only produces content (the task it runs in frames it with `start` and `finish`;
 see tests/worker/test_runner.py); a failure is `TurnFailed`, which `run_turn` shows here as

@@ -1,6 +1,6 @@
-"""Session titles (chat_core.chat.titles): asked of the title model over real HTTP (the
-scripted model), cleaned to 3–6 words within 50 characters, and made from the message
-itself when the model fails, so no session stays untitled."""
+"""chat_core.chat.titles: a session's title is asked of the title model over real HTTP (the
+scripted model), cleaned to 3–6 words within 50 characters, and made from the message itself
+when the model fails, so no session stays untitled."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Processing completions (chat_core.completions.consumer): a result is applied to its task
-once, its continuation dispatched, and only then is the entry acknowledged; unreadable and
-unknown entries are acknowledged, failing ones redelivered and then dead-lettered. The
-long-lived consumer never gives up: it survives Redis going away and coming back."""
+"""chat_core.completions.consumer: a result is applied to its task once, its continuation
+dispatched, and only then is the entry acknowledged; unreadable and unknown entries are
+acknowledged, failing ones redelivered and then dead-lettered. The long-lived consumer never
+gives up: it survives Redis going away and coming back."""
 
 from __future__ import annotations
 

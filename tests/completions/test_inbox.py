@@ -1,5 +1,5 @@
-"""Webhook completions arriving (chat_core.completions.inbox): queued durably, exactly once
-per (operation, webhook id); a repeat gets the first answer back."""
+"""chat_core.completions.inbox: webhook completions are queued durably, exactly once per
+(operation, webhook id); a repeat gets the first answer back."""
 
 from __future__ import annotations
 

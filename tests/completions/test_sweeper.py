@@ -1,7 +1,7 @@
-"""The sweeper (chat_core.completions.sweeper): nothing stays stuck. A completion whose
-worker died is finished once, a lost wake-up is recovered by dispatching (not running) the
-continuation, acknowledged completions are trimmed and pending ones never, a task whose
-worker died is failed, idle consumers go. Through the HTTP API of the dev app."""
+"""chat_core.completions.sweeper: nothing stays stuck. A completion whose worker died is
+finished once, a lost wake-up is recovered by dispatching (not running) the continuation,
+acknowledged completions are trimmed and pending ones never, a task whose worker died is
+failed, idle consumers go. Through the HTTP API of the dev app."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""The dev server's pieces (chat_dev.devserver), in process: what `prepare()` provides when
-nothing is configured, secrets kept so sign-ins survive a restart, one server per data
-directory, and the app with its dev routes and page. The whole server as a subprocess (what
-`make dev` runs) is tested in tests/e2e/test_devserver.py."""
+"""chat_dev.devserver, in process: what `prepare()` provides when nothing is configured,
+secrets kept so sign-ins survive a restart, one server per data directory, and the app with
+its dev routes and page. The whole server as a subprocess (what `make dev` runs) is tested
+in tests/e2e/test_devserver.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Real redis-servers for tests and `make dev` (chat_dev.embedded_redis): a server on a free
+"""chat_dev.embedded_redis: real redis-servers for tests and `make dev`. A server on a free
 port that stops without a trace, keeps its data across a restart when asked, and a local
 cluster whose nodes share the slots."""
 

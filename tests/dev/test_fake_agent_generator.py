@@ -1,6 +1,6 @@
-"""The stand-in for the external agent generator (chat_dev.fake_agent_generator): it answers
-202 at once, then posts a Standard-Webhooks-signed completion to the callback URL it was
-given; "[fail]" in the description makes it report a failure."""
+"""chat_dev.fake_agent_generator: the stand-in for the external agent generator answers 202 at
+once, then posts a Standard-Webhooks-signed completion to the callback URL it was given;
+"[fail]" in the description makes it report a failure."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The scripted model's default brain (chat_dev.scripted_brain): what it answers when
-nothing is scripted, through the real `openai` SDK over real HTTP and called directly."""
+"""chat_dev.scripted_brain: what the scripted model answers when nothing is scripted, through
+the real `openai` SDK over real HTTP and called directly."""
 
 from __future__ import annotations
 

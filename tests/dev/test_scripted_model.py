@@ -1,7 +1,7 @@
-"""The scripted model server (chat_dev.scripted_model), seen through the real `openai` SDK
-over real HTTP: what a client of an OpenAI-compatible provider would see for scripted
-behaviours, failures, recording and the control API. What the default brain answers is in
-test_scripted_brain.py, the wire format's pieces in test_scripted_wire.py."""
+"""chat_dev.scripted_model, seen through the real `openai` SDK over real HTTP: what a client of
+an OpenAI-compatible provider would see for scripted behaviours, failures, recording and the
+control API. What the default brain answers is in test_scripted_brain.py, the wire format's
+pieces in test_scripted_wire.py."""
 
 from __future__ import annotations
 

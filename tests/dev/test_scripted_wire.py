@@ -1,5 +1,5 @@
-"""The OpenAI wire format the scripted model speaks (chat_dev.scripted_wire): text cut
-into pieces that join back exactly, chunks in the order a streaming client expects."""
+"""chat_dev.scripted_wire: the OpenAI wire format the scripted model speaks. Text cut into
+pieces that join back exactly, chunks in the order a streaming client expects."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""Every transition of the task lifecycle and every way a task ends, on a standalone Redis,
-a 3-node 6.2 cluster and a 3-node Redis 7 cluster: one `finish`, the right closing chunks,
-the session pointer cleared, the sweeper index cleared, `task_finished` exactly once."""
+"""chat_core.tasks.lifecycle: every transition and every way a task ends, on a standalone
+Redis, a 3-node 6.2 cluster and a 3-node Redis 7 cluster: one `finish`, the right closing
+chunks, the session pointer cleared, the sweeper index cleared, `task_finished` exactly
+once."""
 
 from __future__ import annotations
 

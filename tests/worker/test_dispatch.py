@@ -1,6 +1,6 @@
-"""Handing jobs to the worker (chat_core.worker.dispatch): an async Lambda invoke (moto) with
-the job's JSON as its payload, or an asyncio task of this process; a job that cannot be
-handed over is a DispatchError, never a silent loss."""
+"""chat_core.worker.dispatch: an async Lambda invoke (moto) with the job's JSON as its payload,
+or an asyncio task of this process; a job that cannot be handed over is a DispatchError,
+never a silent loss."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The worker's jobs (chat_core.worker.jobs) as the JSON an async invocation carries: every
-kind survives the trip, and anything else is refused before a worker acts on it."""
+"""chat_core.worker.jobs: the worker's jobs as the JSON an async invocation carries. Every kind
+survives the trip, and anything else is refused before a worker acts on it."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The worker (chat_core.worker.runner) runs a job into its task stream: once, to the end,
-or until cancelled."""
+"""chat_core.worker.runner: the worker runs a job into its task stream, once, to the end, or
+until cancelled."""
 
 from __future__ import annotations
 
