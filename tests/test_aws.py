@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import redis
 from chat_core import aws
-from chat_core.observability import logger
+from chat_core.observability import count, logger
 from chat_core.redis_client import close_redis, get_redis
 from fastapi import FastAPI
 
@@ -53,6 +53,7 @@ def test_the_buffered_handler_serves_an_api_gateway_event() -> None:
 
     @app.get("/api/chat/hello")
     async def hello(name: str) -> dict[str, str]:
+        count("Greetings")  # flushed by the handler's metrics decorator
         return {"hello": name}
 
     handler = aws.buffered_handler(app)
