@@ -6,7 +6,7 @@ failed, idle consumers go. Through the HTTP API of the dev app."""
 from __future__ import annotations
 
 import pytest
-from chat_core import keys, registry, tasks
+from chat_core import background, keys, registry, tasks
 from chat_core.completions import consumer
 from chat_core.completions.sweeper import sweep
 from chat_core.protocol.chunks import StartStep, TextDelta, TextStart
@@ -100,6 +100,7 @@ async def test_a_worker_killed_mid_turn_leaves_a_task_the_sweeper_fails(api, mod
     stored = await get_session_store().get(session, None)
     task = await tasks.start_turn(stored, "hi", None)
     assert (await tasks.claim(task.task_id, "worker-that-died"))[0] == "ok"
+    await background.drain()  # the claim's index entry, written beside the work
     await registry.publish_chunks(
         task.task_id, [StartStep(), TextStart(id="t"), TextDelta(id="t", delta="Hel")]
     )

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
-from chat_core import keys, registry, tasks
+from chat_core import background, keys, registry, tasks
 from chat_core.notifications import SessionEvent, listen, notify
 from chat_core.protocol import chunks as c
 from chat_core.redis_client import get_redis
@@ -222,6 +222,7 @@ async def test_only_the_first_claim_wins_and_it_announces_the_task(redis_target)
         outcome, claimed = await tasks.claim(task.task_id, "w1")
         assert outcome == "ok" and claimed.phase == "working" and claimed.worker == "w1"
         assert await tasks.claim(task.task_id, "w2") == ("taken", None)
+        await background.drain()  # announced beside the work, not ahead of it
     assert [e.type for e in events] == ["task_started"]
     await tasks.finish(task, "completed")
     assert await tasks.claim(task.task_id, "w3") == ("not-running", None)

@@ -48,6 +48,8 @@ _STALE_JOINS = 3
 _UNBLOCK_DELAYS = (0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128)
 # Where it is refused, a joining feed waits at most this long for the shared read to restart.
 _POLL_WITHOUT_UNBLOCK_MS = 50
+# How often the shared clock of idle readers looks at them (see `Subscription.next`).
+_IDLE_TICK = 0.25
 
 
 class StreamEntry(NamedTuple):
@@ -70,6 +72,7 @@ class ReadersBusy(Exception):
 T = TypeVar("T")
 
 _END = StreamEntry("", "")
+_IDLE = StreamEntry("", "idle")
 _OVERFLOW = StreamEntry("", "overflow")
 _INTERRUPTED = StreamEntry("", "interrupted")
 
@@ -144,14 +147,26 @@ class Subscription:
         if self._ended:
             raise StopAsyncIteration
         self.start()
-        if self._queue.empty():
+        if not self._queue.empty():
+            entry = self._queue.get_nowait()  # the common case while replaying: no timer
+        elif timeout is None:
+            entry = await self._queue.get()
+        elif timeout >= _IDLE_TICK * 4:
+            # A heartbeat's wait: one shared clock looks after every reader's (a timer per
+            # wait is a tenth of a thousand readers' CPU).
+            self._fanout.wake_when_idle(self, timeout)
+            try:
+                entry = await self._queue.get()
+            finally:
+                self._fanout.idle.pop(self, None)
+            if entry is _IDLE:
+                return None
+        else:
             try:
                 async with asyncio.timeout(timeout):
                     entry = await self._queue.get()
             except TimeoutError:
                 return None
-        else:
-            entry = self._queue.get_nowait()  # the common case while replaying: no timer
         if entry is _END:
             self._end()
             raise StopAsyncIteration
@@ -435,6 +450,9 @@ class _Fanout:
         self.inflight: dict[Hashable, asyncio.Future[Any]] = {}
         self._cluster = get_settings().redis_mode == "cluster"
         self.can_unblock = True
+        # Readers waiting in `next(timeout)`, by when they must hear that nothing came.
+        self.idle: dict[Subscription, float] = {}
+        self._clock: asyncio.Task[None] | None = None
 
     def admit(self, limit: int) -> None:
         if self.readers >= limit:
@@ -446,6 +464,24 @@ class _Fanout:
 
     def has_room(self) -> bool:
         return self.readers < get_settings().max_readers_per_process
+
+    def wake_when_idle(self, subscriber: Subscription, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        self.idle[subscriber] = loop.time() + timeout
+        if self._clock is None or self._clock.done():
+            self._clock = asyncio.create_task(self._tick(), name="fanout:idle")
+
+    async def _tick(self) -> None:
+        """Wake readers whose wait ran out: only a reader blocked on its empty queue is
+        registered, so the marker is the next thing it gets."""
+        loop = asyncio.get_running_loop()
+        while self.idle:
+            await asyncio.sleep(_IDLE_TICK)
+            now = loop.time()
+            for subscriber, until in list(self.idle.items()):
+                if until <= now and subscriber._queue.empty():
+                    del self.idle[subscriber]
+                    subscriber._queue.put_nowait(_IDLE)
 
     def join(self, subscriber: Subscription, force: bool = False) -> bool:
         """Make a subscriber that replayed up to its cursor live; False when the feed has
@@ -474,9 +510,10 @@ class _Fanout:
 
     async def close(self) -> None:
         groups = list(self.groups.values())
-        for group in groups:
-            group._task.cancel()
-        await asyncio.gather(*(g._task for g in groups), return_exceptions=True)
+        tasks = [g._task for g in groups] + ([self._clock] if self._clock else [])
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 _fanouts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Fanout] = (

@@ -4,14 +4,18 @@
         await out.send(Start(message_id="m1"))
         for token in tokens:
             await out.send(TextDelta(id="t1", delta=token))   # written behind, merged
-        await out.send(TextEnd(id="t1"))                     # flushed with what precedes it
+        await out.send(TextEnd(id="t1"))                     # behind them, in order
+    # leaving the block writes what is still pending
 
 A model emits a token every few milliseconds; one Redis round trip per token, waited for,
-is what the production system paid. Here text deltas are written behind the producer with
-one write in flight: a delta goes out at once when nothing is being written, and deltas
-that arrive meanwhile are merged into the next write, which starts when the current one
-returns. Latency stays one round trip; a burst costs a handful of writes. Any other chunk is
-written immediately, after the deltas before it: order is kept.
+is what the production system paid. Here every chunk is written behind the producer, in
+order, with one write in flight: a chunk goes out at once when nothing is being written,
+and chunks that arrive meanwhile go into the next write (consecutive deltas of one text
+merged into one entry), which starts when the current one returns. Latency stays one round
+trip; a burst costs a handful of writes. `send` yields to the loop each time, since a
+producer fed from a buffer (a model's burst) would otherwise never let the write start, and
+waits for the writer once `MAX_PENDING` chunks are queued, so a producer that outruns Redis
+is held back rather than buffering without bound.
 
 A Redis blip does not fail the turn: a write is retried with bounded backoff
 (`redis_retry_seconds`), and each write carries this publisher's id and batch number, so
@@ -31,6 +35,8 @@ from . import registry
 from .protocol.chunks import Chunk, TextDelta
 from .retry import retrying
 from .settings import get_settings
+
+MAX_PENDING = 256
 
 
 class ChunkPublisher:
@@ -58,18 +64,20 @@ class ChunkPublisher:
     async def send(self, chunk: Chunk) -> None:
         if self._failure is not None:
             raise self._failure
-        if not isinstance(chunk, TextDelta):
-            self._pending.append(chunk)
-            await self.flush()
-            return
         last = self._pending[-1] if self._pending else None
-        if isinstance(last, list) and last[0] == chunk.id:
-            last[1].append(chunk.delta)
+        if isinstance(chunk, TextDelta):
+            if isinstance(last, list) and last[0] == chunk.id:
+                last[1].append(chunk.delta)
+            else:
+                self._pending.append([chunk.id, [chunk.delta]])
         else:
-            self._pending.append([chunk.id, [chunk.delta]])
+            self._pending.append(chunk)
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_behind())
         self._wake.set()
+        await asyncio.sleep(0)
+        if len(self._pending) >= MAX_PENDING:
+            await self.flush()
 
     async def _write_behind(self) -> None:
         """One long-lived writer: woken by deltas, it writes what is pending, one write at a
@@ -82,7 +90,7 @@ class ChunkPublisher:
                     wait = (
                         self._last_delta_write + self._spacing - asyncio.get_running_loop().time()
                     )
-                    if wait > 0:
+                    if wait > 0 and all(isinstance(item, list) for item in self._pending):
                         await asyncio.sleep(wait)
                     await self.flush()
                 if self._closing:

@@ -75,6 +75,8 @@ from .titles import generate_title
 logger = logging.getLogger(__name__)
 
 INTERRUPTED_MARK = "[interrupted]"
+# Chunks that open a part and carry nothing the user reads yet.
+_OPENERS = (StartStep, TextStart, ReasoningStart)
 
 
 class TurnFailed(Exception):
@@ -119,10 +121,13 @@ async def stream_chat_completion(
     task_id: str | None = None,
     tools: ToolRegistry | None = None,
     message_id: str | None = None,
+    session: ChatSession | None = None,
 ) -> AsyncGenerator[Chunk]:
-    """`message_id`: the AI SDK message the turn writes into, stamped on what it saves."""
+    """`message_id`: the AI SDK message the turn writes into, stamped on what it saves.
+    `session`: the session as the caller just read it (None: the turn reads it)."""
     offered = tools or tool_catalog.default_tools(anonymous=user_id is None)
     turn = _Turn(session_id, user_id, task_id, offered, message_id)
+    turn.session = session
     async for chunk in turn.run(message, is_user_message, context):
         yield chunk
 
@@ -160,7 +165,8 @@ class _Turn:
     ) -> AsyncIterator[Chunk]:
         finished, title_from = False, None
         try:
-            self.session = await self.store.get(self.session_id, self.user_id)
+            if self.session is None:
+                self.session = await self.store.get(self.session_id, self.user_id)
             if self.session is None:
                 raise TurnFailed("This chat session does not exist.")
             if message:
@@ -169,12 +175,12 @@ class _Turn:
             title_from = self._first_message()
             system_prompt = await build_system_prompt(self.user_id, context)
             async for chunk in self._rounds(system_prompt):
-                if title_from is not None and not isinstance(chunk, StartStep):
-                    # The model has answered: the title call goes out beside the answer,
-                    # never ahead of the call the user waits for.
+                yield chunk
+                if title_from is not None and not isinstance(chunk, _OPENERS):
+                    # The user has the model's first words: the title call goes out beside
+                    # the answer, never ahead of them.
                     self._spawn_title(title_from)
                     title_from = None
-                yield chunk
             if self.usage.total_tokens:
                 yield Data(type="data-usage", data=_usage_json(self.usage))
             finished = True

@@ -22,6 +22,7 @@ import asyncio
 import logging
 import time
 import uuid
+from typing import Any
 
 from pydantic import ValidationError
 from redis.exceptions import ResponseError
@@ -40,8 +41,7 @@ logger = logging.getLogger(__name__)
 
 
 async def ensure_group() -> None:
-    """Create the consumer group (and the stream) if missing; BUSYGROUP means it exists.
-    Cheap enough to do on every drain, and a restarted server cannot lose it on us."""
+    """Create the consumer group (and the stream) if missing; BUSYGROUP means it exists."""
     try:
         await get_redis().xgroup_create(
             keys.COMPLETIONS, keys.COMPLETIONS_GROUP, id="0", mkstream=True
@@ -53,13 +53,10 @@ async def ensure_group() -> None:
 
 async def drain(consumer: str, *, block_ms: int | None = None, limit: int = 1000) -> int:
     """Process new entries until none is left (or `limit`); returns how many."""
-    await ensure_group()
     batch = get_settings().completions_batch_size
     processed = 0
     while processed < limit:
-        reply = await get_redis().xreadgroup(
-            keys.COMPLETIONS_GROUP, consumer, {keys.COMPLETIONS: ">"}, count=batch, block=block_ms
-        )
+        reply = await _read_group(consumer, batch, block_ms)
         entries = reply[0][1] if reply else []
         if not entries:
             break
@@ -67,6 +64,23 @@ async def drain(consumer: str, *, block_ms: int | None = None, limit: int = 1000
             await process_entry(entry_id, fields)
             processed += 1
     return processed
+
+
+async def _read_group(consumer: str, count: int, block_ms: int | None) -> Any:
+    """XREADGROUP, creating the group first only when the server says it has none (a new
+    or restarted server): not a round trip on every drain."""
+    read = {keys.COMPLETIONS: ">"}
+    try:
+        return await get_redis().xreadgroup(
+            keys.COMPLETIONS_GROUP, consumer, read, count=count, block=block_ms
+        )
+    except ResponseError as exc:
+        if "NOGROUP" not in str(exc):
+            raise
+    await ensure_group()
+    return await get_redis().xreadgroup(
+        keys.COMPLETIONS_GROUP, consumer, read, count=count, block=block_ms
+    )
 
 
 async def process_entry(entry_id: str, fields: dict[str, str] | None) -> str:
@@ -101,9 +115,7 @@ async def _apply(fields: dict[str, str] | None) -> str:
         )
         count("CompletionParseErrors")
         return "unreadable"
-    task = await registry.find_task_by_operation_id(message.operation_id)
-    if task is None or task.task_id != message.task_id:
-        task = await registry.get_task(message.task_id)
+    task = await registry.get_task(message.task_id)
     if task is None:
         logger.warning(
             "completion for an unknown task acknowledged", extra={"task_id": message.task_id}

@@ -13,6 +13,7 @@ before they are acknowledged.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -82,10 +83,11 @@ async def accept_webhook(
     error: str | None = None,
 ) -> WebhookAnswer:
     seen = keys.webhook_seen(operation_id, webhook_id)
-    first = await get_redis().get(seen)
+    first, task = await asyncio.gather(
+        get_redis().get(seen), registry.find_task_by_operation_id(operation_id)
+    )
     if first is not None:
         return _answer(first, queued=False)
-    task = await registry.find_task_by_operation_id(operation_id)
     if task is None:
         raise UnknownOperation(operation_id)
     dedupe_seconds = get_settings().webhook_dedupe_seconds

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
-from .. import keys, lua
+from .. import background, keys, lua
 from ..notifications import SessionEvent, notify
 from ..protocol.chunks import (
     FINISH_JSON,
@@ -43,6 +43,8 @@ from ..worker.dispatch import DispatchError, get_dispatcher
 from ..worker.jobs import RunTurn
 
 logger = logging.getLogger(__name__)
+# A claim's side effects still in flight, by task id (see `claim`).
+_claiming: dict[str, asyncio.Task[None]] = {}
 
 DISPATCH_FAILED = "The assistant could not be started. Please try again."
 CANCELLED_OPERATION = "Cancelled by the user."
@@ -259,14 +261,21 @@ async def claim(task_id: str, worker_id: str) -> tuple[str, TaskRecord | None]:
         return outcome, None
     # The script answers with the claimed task's meta: no second read before the work starts.
     task = TaskRecord.from_meta(dict(zip(outcome[::2], outcome[1::2], strict=True)))
-    await asyncio.gather(
-        _extend_index(task, now + _lease_ms()),
-        notify(
-            task.user_id,
-            SessionEvent(type="task_started", session_id=task.session_id, task_id=task_id),
-        ),
+    # Beside the work, not ahead of it: the sweeper judges a task by the lease in its meta
+    # (the index entry only says where to look), and the notice is for pages. The task's
+    # end waits for them, so they never land after it.
+    _claiming[task_id] = background.spawn(
+        _claimed(task, now + _lease_ms()), name=f"claimed:{task_id}"
     )
     return "ok", task
+
+
+async def _claimed(task: TaskRecord, lease_until: int) -> None:
+    started = SessionEvent(type="task_started", session_id=task.session_id, task_id=task.task_id)
+    try:
+        await asyncio.gather(_extend_index(task, lease_until), notify(task.user_id, started))
+    finally:
+        _claiming.pop(task.task_id, None)
 
 
 async def refresh(task: TaskRecord, worker_id: str) -> LeaseState:
@@ -355,18 +364,25 @@ async def apply_result(
         lease_until=lease_until,
         rest=[wire(c) for c in result_chunks(task.tool_call_id, success, result, error)],
     )
+    if outcome not in ("applied", "duplicate"):
+        return outcome
+    settle = _settle_tool_message(task, _result_message(success, result, error))
     if outcome == "applied" and not worker:
-        await _extend_index(task, lease_until)
-    if outcome in ("applied", "duplicate"):
-        updated = await get_session_store().update_tool_message(
-            task.session_id, task.tool_call_id, _result_message(success, result, error)
-        )
-        if not updated:
-            logger.warning(
-                "no pending tool message %s in session %s", task.tool_call_id, task.session_id
-            )
-        await get_redis().delete(keys.running_operation(task.session_id, task.tool_call_id))
+        await asyncio.gather(_extend_index(task, lease_until), settle)
+    else:
+        await settle
     return outcome
+
+
+async def _settle_tool_message(task: TaskRecord, content: str) -> None:
+    updated = await get_session_store().update_tool_message(
+        task.session_id, task.tool_call_id, content
+    )
+    if not updated:
+        logger.warning(
+            "no pending tool message %s in session %s", task.tool_call_id, task.session_id
+        )
+    await get_redis().delete(keys.running_operation(task.session_id, task.tool_call_id))
 
 
 # --- Ending ---------------------------------------------------------------------------------
@@ -389,6 +405,8 @@ async def _end(
     *,
     expired_before: int = 0,
 ) -> bool | int:
+    if (claimed := _claiming.get(task.task_id)) is not None:
+        await asyncio.gather(claimed, return_exceptions=True)
     closing = (
         [ToolOutputError(tool_call_id=task.tool_call_id, error_text=reason), FinishStep()]
         if task.is_operation

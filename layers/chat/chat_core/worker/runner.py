@@ -32,6 +32,7 @@ from ..protocol.chunks import Data, TextDelta
 from ..publisher import ChunkPublisher
 from ..retry import BLIPS, retrying
 from ..sessions import get_session_store
+from ..sessions.models import ChatSession
 from ..settings import get_settings
 from ..tools import ToolContext
 from .jobs import ContinueOperation, DrainCompletions, Job, RunTool, RunTurn
@@ -114,9 +115,11 @@ async def run_on_task(task_id: str, worker_id: str, body: Body) -> str:
     return status
 
 
-async def _message_of(task: registry.TaskRecord) -> tuple[str, str] | None:
+async def _message_of(
+    task: registry.TaskRecord, session: ChatSession | None = None
+) -> tuple[str, str] | None:
     """(message id, turn task id) of the assistant message the task writes."""
-    session = await get_session_store().get(task.session_id, task.user_id)
+    session = session or await get_session_store().get(task.session_id, task.user_id)
     if session is None:
         return None
     tool_call_id = task.tool_call_id if task.is_operation else None
@@ -177,8 +180,11 @@ async def _answer(
     task: registry.TaskRecord, context: dict[str, Any] | None, message_id: str | None = None
 ) -> Outcome:
     """Stream the model's answer for the task's session into the task."""
-    if message_id is None and task.is_operation:
-        found = await _message_of(task)  # an operation continues its turn's message
+    # Read once, here: the turn answers from it, and an operation finds in it the turn's
+    # message it continues.
+    session = await get_session_store().get(task.session_id, task.user_id)
+    if message_id is None and task.is_operation and session is not None:
+        found = await _message_of(task, session)
         message_id = found[0] if found else None
     error: str | None = None
     started, first_text_at, chunks = time.monotonic(), None, 0
@@ -187,6 +193,7 @@ async def _answer(
         task.session_id,
         None,
         task.user_id,
+        session=session,
         context=context,
         task_id=task.task_id,
         message_id=message_id,
