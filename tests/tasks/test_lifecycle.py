@@ -95,6 +95,7 @@ async def tool_message(session_id: str, call: str = "call-1") -> str | None:
 
 
 async def expire_now(task: registry.TaskRecord) -> None:
+    await background.drain()  # a claim's index entry lands long before any lease runs out
     await get_redis().hset(keys.task_meta(task.task_id), "lease_until", "1")
     await get_redis().zadd(keys.RUNNING_TASKS, {task.task_id: 1})
 
@@ -443,6 +444,7 @@ async def test_expiry_never_contradicts_an_applied_result(redis_target):
 async def test_a_live_lease_is_only_reindexed(redis_target):
     task = await tasks.create_turn("s1", "u1")
     await tasks.claim(task.task_id, "w1")
+    await background.drain()
     await get_redis().zadd(keys.RUNNING_TASKS, {task.task_id: 1})
     assert await tasks.expire(task.task_id) == "extended"
     assert (await registry.get_task(task.task_id)).status == "running"
