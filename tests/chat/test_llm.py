@@ -7,7 +7,12 @@ import json
 
 import pytest
 from chat_core import background
-from chat_core.chat.llm import MODEL_NOT_AVAILABLE_REGION
+from chat_core.chat.llm import (
+    MODEL_NOT_AVAILABLE_REGION,
+    get_llm_client,
+    open_stream,
+    provider_metadata,
+)
 from chat_core.chat.service import TurnFailed, stream_chat_completion
 from chat_core.sessions import get_session_store
 
@@ -92,3 +97,27 @@ async def test_every_model_call_says_whose_it_is(model, user_id):
     for request in calls:
         assert request.body["session_id"] == session.session_id
         assert request.body.get("user") == user_id
+
+
+async def test_open_stream_sends_what_create_would_and_streams_its_chunks(model):
+    request = {
+        "model": "some/model",
+        "messages": [{"role": "user", "content": "Hi"}],
+        "stream": True,
+        "max_tokens": 50,
+        **provider_metadata("u1", "s1"),
+    }
+    model.reply_text("Hello there.", stream=True)
+    stream = await open_stream(request)
+    async with stream:
+        text = "".join([e.choices[0].delta.content or "" async for e in stream if e.choices])
+    model.reply_text("Hello there.", stream=True)
+    created = await get_llm_client().chat.completions.create(**request)
+    async with created:
+        assert (
+            "".join([e.choices[0].delta.content or "" async for e in created if e.choices]) == text
+        )
+    raw, typed = model.chat_requests[-2:]
+    assert text == "Hello there."
+    assert raw.body == typed.body  # the same JSON: `user`, and OpenRouter's `session_id` flat
+    assert raw.body["session_id"] == "s1" and raw.body["user"] == "u1"

@@ -12,10 +12,10 @@ is what the production system paid. Here every chunk is written behind the produ
 order, with one write in flight: a chunk goes out at once when nothing is being written,
 and chunks that arrive meanwhile go into the next write (consecutive deltas of one text
 merged into one entry), which starts when the current one returns. Latency stays one round
-trip; a burst costs a handful of writes. `send` yields to the loop each time, since a
-producer fed from a buffer (a model's burst) would otherwise never let the write start, and
-waits for the writer once `MAX_PENDING` chunks are queued, so a producer that outruns Redis
-is held back rather than buffering without bound.
+trip; a burst costs a handful of writes. `send` does not wait, except once `MAX_PENDING`
+chunks are queued: a producer that outruns Redis is held back rather than buffering without
+bound. The writer runs when the producer next waits (the turn yields to the loop after each
+model event, so the chunks of one event go out in one write).
 
 A Redis blip does not fail the turn: a write is retried with bounded backoff
 (`redis_retry_seconds`), and each write carries this publisher's id and batch number, so
@@ -75,7 +75,6 @@ class ChunkPublisher:
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_behind())
         self._wake.set()
-        await asyncio.sleep(0)
         if len(self._pending) >= MAX_PENDING:
             await self.flush()
 

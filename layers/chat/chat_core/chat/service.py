@@ -63,8 +63,8 @@ from . import operations
 from .compression import fit_with_summary
 from .context import estimate_tokens
 from .llm import (
-    get_llm_client,
     is_retryable,
+    open_stream,
     provider_metadata,
     retry_delay,
     user_message_for,
@@ -75,6 +75,7 @@ from .titles import generate_title
 logger = logging.getLogger(__name__)
 
 INTERRUPTED_MARK = "[interrupted]"
+TITLE_AFTER_FIRST_WORDS_SECONDS = 0.25
 # Chunks that open a part and carry nothing the user reads yet.
 _OPENERS = (StartStep, TextStart, ReasoningStart)
 
@@ -209,6 +210,9 @@ class _Turn:
         background.spawn(self._title(message), name=f"title:{self.session_id}")
 
     async def _title(self, message: str) -> None:
+        # Not urgent: setting up its request takes a few ms of CPU, which must not hold up
+        # the first words on their way (in a process that also serves their readers, too).
+        await asyncio.sleep(TITLE_AFTER_FIRST_WORDS_SECONDS)
         title = await generate_title(message, self.user_id, self.session_id)
         if await self.store.update_title(self.session_id, title):
             await notify(
@@ -326,7 +330,7 @@ class _Turn:
         if offer_tools and (tools := self.tools.openai_tools()):
             request["tools"] = tools
         request.update(provider_metadata(self.user_id, self.session_id))
-        stream = await get_llm_client().chat.completions.create(**request)
+        stream = await open_stream(request)
         step = self.step
         async with stream:
             async for event in stream:
@@ -370,6 +374,9 @@ class _Turn:
                         yield ToolInputStart(tool_call_id=call.id, tool_name=call.name)
                 if choice.finish_reason:
                     step.finish_reason = choice.finish_reason
+                # A burst of events arrives in one read and would be parsed without a pause:
+                # let this event's chunks go out (one write) before the next is read.
+                await asyncio.sleep(0)
         if step.finish_reason is None:
             raise _BrokenStream("the model's stream ended before it finished")
         for chunk in _end_reasoning(step):
