@@ -127,6 +127,9 @@ async def test_one_running_turn_per_session(redis_target):
     with pytest.raises(tasks.TurnInProgress) as err:
         await tasks.create_turn("s1", "u1")
     assert err.value.task_id == first.task_id
+    # The refused turn left nothing behind for the sweeper: only the running one is indexed.
+    assert await tasks.expired_task_ids() == []
+    assert await get_redis().zrange(keys.RUNNING_TASKS, 0, -1) == [first.task_id]
     await tasks.finish(first, "completed")
     second = await tasks.create_turn("s1", "u1")
     assert (await tasks.active_task("s1", "u1"))[0].task_id == second.task_id

@@ -86,29 +86,36 @@ async def create_turn(
     `TurnInProgress` while another turn of the session runs (a pending operation does not
     count: the user may go on chatting while it works)."""
     task_id = task_id or str(uuid.uuid4())
+    meta = _meta(task_id, session_id, user_id, "chat_stream", TURN, "")
     pointer = keys.session_turn(session_id)
+    # The index entry goes in beside the claim of the session: one round trip less before
+    # the first token, and still before the task exists.
+    try:
+        holder, _ = await asyncio.gather(_hold_turn(pointer, task_id), _index(meta))
+        if holder is None:
+            return await _open(meta, [Start(message_id=message_id or f"msg-{uuid.uuid4().hex}")])
+    except BaseException:
+        await lua.SESSION_RELEASE_TURN(pointer=pointer, task_id=task_id)
+        raise
+    await _unindex(meta)
+    raise TurnInProgress(holder)
+
+
+async def _hold_turn(pointer: str, task_id: str) -> str | None:
+    """Point the session at its new turn; the running turn that holds it instead, if any."""
     expected = ""
     for _ in range(3):
         holder = await lua.SESSION_CLAIM_TURN(
             pointer=pointer, ttl_ms=ttl_ms() + _lease_ms(), task_id=task_id, expected=expected
         )
         if holder is None:
-            break
+            return None
         # A turn that ended without clearing the pointer (a crash between the two writes)
         # no longer holds the session.
         if await get_redis().hget(keys.task_meta(holder), "status") == "running":
-            raise TurnInProgress(holder)
+            return str(holder)
         expected = holder
-    else:
-        raise TurnInProgress(expected)
-    try:
-        return await _create(
-            _meta(task_id, session_id, user_id, "chat_stream", TURN, ""),
-            [Start(message_id=message_id or f"msg-{uuid.uuid4().hex}")],
-        )
-    except BaseException:
-        await lua.SESSION_RELEASE_TURN(pointer=pointer, task_id=task_id)
-        raise
+    return expected
 
 
 async def start_turn(
@@ -224,11 +231,28 @@ def _meta(
 
 async def _create(meta: dict[str, str], opening: Sequence[Chunk]) -> TaskRecord:
     """Index first: whatever fails after it, the sweeper finds the task (or its absence)."""
-    task_id, lease_until = meta["task_id"], int(meta["lease_until"])
+    await _index(meta)
+    return await _open(meta, opening)
+
+
+async def _index(meta: dict[str, str]) -> None:
+    task_id = meta["task_id"]
     pipe = get_redis().pipeline(transaction=False)
-    pipe.zadd(keys.RUNNING_TASKS, {task_id: lease_until})
+    pipe.zadd(keys.RUNNING_TASKS, {task_id: int(meta["lease_until"])})
     pipe.set(keys.operation(meta["operation_id"]), task_id, px=ttl_ms() + _lease_ms())
     await pipe.execute()
+
+
+async def _unindex(meta: dict[str, str]) -> None:
+    """A task that will not be created after all: not left for the sweeper to find."""
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.zrem(keys.RUNNING_TASKS, meta["task_id"])
+    pipe.delete(keys.operation(meta["operation_id"]))
+    await pipe.execute()
+
+
+async def _open(meta: dict[str, str], opening: Sequence[Chunk]) -> TaskRecord:
+    task_id = meta["task_id"]
     created = await lua.TASK_CREATE(
         **task_keys(task_id),
         now_ms=now_ms(),
