@@ -20,7 +20,7 @@ from chat_core.sessions import get_session_store
 from chat_core.sessions.models import ChatMessage
 from chat_core.users import get_user_store
 from chat_core.worker.dispatch import set_dispatcher
-from chat_core.worker.jobs import ContinueOperation
+from chat_core.worker.jobs import ContinueOperation, SessionRef
 from chat_dev.embedded_redis import EmbeddedRedis
 
 from tests.api.helpers import SECRET, bearer
@@ -240,7 +240,8 @@ async def test_a_result_delivered_twice_saves_the_agent_once(store_backend, disp
     assert (first, again) == ("applied", "duplicate")
     [saved] = await get_user_store().list_agents("alice")
     assert saved.name == "Invoice Chaser"
-    assert dispatched.jobs == [ContinueOperation(task_id=operation.task_id)] * 2
+    session = SessionRef(session_id=operation.session_id, user_id="alice")
+    assert dispatched.jobs == [ContinueOperation(task_id=operation.task_id, session=session)] * 2
 
 
 async def test_an_anonymous_users_agent_comes_back_built_but_unsaved(

@@ -60,7 +60,8 @@ async def test_a_lost_wake_up_is_recovered_by_the_sweeper_dispatching_the_contin
     requests_before = len(model.chat_requests)
     report = await sweep()
     assert report.new == 1
-    assert recorder.jobs == [ContinueOperation(task_id=op["task_id"])]
+    assert [job.task_id for job in recorder.jobs] == [op["task_id"]]
+    assert isinstance(recorder.jobs[0], ContinueOperation)
     assert len(model.chat_requests) == requests_before  # the sweeper ran no model call
     assert (await get_redis().xpending(keys.COMPLETIONS, keys.COMPLETIONS_GROUP))["pending"] == 0
     # The job it dispatched writes the continuation.

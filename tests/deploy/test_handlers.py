@@ -26,7 +26,7 @@ from chat_core.protocol.chunks import (
 )
 from chat_core.redis_client import get_redis
 from chat_core.sessions import ChatMessage, get_session_store
-from chat_core.worker.jobs import DrainCompletions, RunTurn, parse_job
+from chat_core.worker.jobs import DrainCompletions, RunTurn, SessionRef, parse_job
 from pydantic import ValidationError
 
 from tests.chunk_rules import assert_valid_turn
@@ -199,6 +199,7 @@ def test_stream_start_dispatches_the_worker_function_and_the_turn_completes_ther
         task_id=task_id,
         context={"url": "https://chat.example.com/agents"},
         message_id=job.message_id,
+        session=SessionRef(session_id=SESSION, user_id=USER),  # read beside the claim
     )
     # The sample worker event is exactly what the dispatcher sends, for its task.
     assert json.loads(invocation.payload) == {

@@ -10,8 +10,9 @@ import pytest
 from chat_core import background, registry, tasks
 from chat_core.chat.service import INTERRUPTED_MARK
 from chat_core.sessions import get_session_store
+from chat_core.sessions.models import ChatMessage
 from chat_core.worker.dispatch import set_dispatcher
-from chat_core.worker.jobs import RunTurn
+from chat_core.worker.jobs import RunTurn, SessionRef
 from chat_core.worker.runner import run_job
 from chat_dev.scripted_model import ToolCall
 
@@ -158,3 +159,33 @@ async def test_a_turn_finishing_never_waits_for_or_cancels_another_job(model, se
         await asyncio.sleep(0.05)
     assert order == [f"completed:{short_turn.task_id}", f"completed:{long_turn.task_id}"]
     assert text_of(await stored_chunks(long_turn.task_id)) == long_words
+
+
+async def test_a_turn_runs_from_the_session_read_beside_its_claim(dispatched, model):
+    session, task = await new_turn("Say hello")
+    [job] = dispatched.jobs
+    assert job.session == SessionRef(session_id=session.session_id, user_id="u1")
+    model.reply_text("Hello!", stream=True)
+    assert await run_job(job) == "completed"
+    assert text_of(await stored_chunks(task.task_id)) == "Hello!"
+    assert model.chat_requests[-1].messages[-1] == {"role": "user", "content": "Say hello"}
+
+
+async def test_a_session_read_ahead_is_used_only_when_it_is_the_claimed_tasks(dispatched, model):
+    session, task = await new_turn("Which session am I in?")
+    other = await get_session_store().create(None)  # anonymous: anyone may read it
+    await get_session_store().append_messages(
+        other.session_id, [ChatMessage(role="user", content="A question of someone else's")]
+    )
+    [job] = dispatched.jobs
+    # A job naming another session (or owner) cannot make the turn answer from it.
+    misled = job.model_copy(
+        update={"session": SessionRef(session_id=other.session_id, user_id=None)}
+    )
+    model.reply_text("In yours.", stream=True)
+    assert await run_job(misled) == "completed"
+    sent = model.chat_requests[-1].messages
+    assert sent[-1] == {"role": "user", "content": "Which session am I in?"}
+    assert all("someone else" not in str(m.get("content")) for m in sent)
+    stored = await get_session_store().get(session.session_id, "u1")
+    assert [m.content for m in stored.messages if not m.is_view][-1] == "In yours."

@@ -34,7 +34,7 @@ from ..redis_client import get_redis
 from ..settings import get_settings
 from ..tools import ToolContext, ToolOutcome
 from ..worker.dispatch import get_dispatcher
-from ..worker.jobs import ContinueOperation
+from ..worker.jobs import ContinueOperation, SessionRef
 from .inbox import CompletionMessage
 
 logger = logging.getLogger(__name__)
@@ -145,7 +145,12 @@ async def handle_completion(task: registry.TaskRecord, message: CompletionMessag
     if outcome == "applied" and message.received_at_ms:
         milliseconds("CompletionLag", time.time() * 1000 - message.received_at_ms)
     # Also after a duplicate: the first processing may have died before dispatching.
-    await get_dispatcher().dispatch(ContinueOperation(task_id=task.task_id))
+    await get_dispatcher().dispatch(
+        ContinueOperation(
+            task_id=task.task_id,
+            session=SessionRef(session_id=task.session_id, user_id=task.user_id),
+        )
+    )
     return outcome
 
 

@@ -40,7 +40,7 @@ from ..sessions import get_session_store
 from ..sessions.models import ChatMessage, ChatSession
 from ..settings import get_settings
 from ..worker.dispatch import DispatchError, get_dispatcher
-from ..worker.jobs import RunTurn
+from ..worker.jobs import RunTurn, SessionRef
 
 logger = logging.getLogger(__name__)
 # A claim's side effects still in flight, by task id (see `claim`).
@@ -168,7 +168,12 @@ async def start_turn(
         )
         await store.append_messages(session.session_id, records)
         await get_dispatcher().dispatch(
-            RunTurn(task_id=task.task_id, context=context, message_id=message_id)
+            RunTurn(
+                task_id=task.task_id,
+                context=context,
+                message_id=message_id,
+                session=SessionRef(session_id=session.session_id, user_id=user_id),
+            )
         )
     except DispatchError:
         logger.exception("dispatching task %s failed", task.task_id)

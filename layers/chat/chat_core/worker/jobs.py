@@ -11,6 +11,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, TypeAdapter
 
 
+class SessionRef(BaseModel):
+    """The task's session and its owner as the dispatcher knew them: the worker reads the
+    session beside its claim instead of after it (and trusts it only if the claimed task
+    agrees)."""
+
+    session_id: str
+    user_id: str | None = None
+
+
 class RunTurn(BaseModel):
     """Answer the latest message of the task's session, writing every chunk to the task."""
 
@@ -19,6 +28,7 @@ class RunTurn(BaseModel):
     context: dict[str, Any] | None = None
     message_id: str | None = None
     """The assistant UIMessage's id (the stream's `start.messageId`)."""
+    session: SessionRef | None = None
 
 
 class RunTool(BaseModel):
@@ -33,6 +43,7 @@ class ContinueOperation(BaseModel):
 
     kind: Literal["continue_operation"] = "continue_operation"
     task_id: str
+    session: SessionRef | None = None
 
 
 class DrainCompletions(BaseModel):

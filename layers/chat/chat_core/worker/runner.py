@@ -35,7 +35,7 @@ from ..sessions import get_session_store
 from ..sessions.models import ChatSession
 from ..settings import get_settings
 from ..tools import ToolContext
-from .jobs import ContinueOperation, DrainCompletions, Job, RunTool, RunTurn
+from .jobs import ContinueOperation, DrainCompletions, Job, RunTool, RunTurn, SessionRef
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +53,18 @@ Body = Callable[[registry.TaskRecord], Coroutine[Any, Any, Outcome]]
 async def run_job(job: Job, worker_id: str = WORKER_ID) -> str:
     """Run one job; returns how it ended (for logs and tests). It waits for nothing but
     its own work: the process may be running other jobs beside it."""
-    if isinstance(job, RunTurn):
-        return await run_on_task(
-            job.task_id, worker_id, lambda t: _answer(t, job.context, job.message_id)
+    if isinstance(job, RunTurn | ContinueOperation):
+        # Read beside the claim: the claim and the session are one round trip, not two.
+        read = _read_ahead(job.session)
+        context, message_id = (
+            (job.context, job.message_id) if isinstance(job, RunTurn) else (None, None)
         )
-    if isinstance(job, ContinueOperation):
-        return await run_on_task(job.task_id, worker_id, lambda t: _answer(t, None))
+        try:
+            return await run_on_task(
+                job.task_id, worker_id, lambda t: _answer(t, context, message_id, read)
+            )
+        finally:
+            _discard(read)
     if isinstance(job, RunTool):
         return await run_on_task(job.task_id, worker_id, lambda t: _run_tool(t, worker_id))
     if isinstance(job, DrainCompletions):
@@ -176,13 +182,46 @@ async def _watch_until_done(
     return "done"
 
 
+def _read_ahead(ref: SessionRef | None) -> asyncio.Future[ChatSession | None] | None:
+    if ref is None:
+        return None
+    return asyncio.ensure_future(get_session_store().get(ref.session_id, ref.user_id))
+
+
+def _discard(read: asyncio.Future[Any] | None) -> None:
+    if read is not None:
+        if not read.done():
+            read.cancel()
+        elif not read.cancelled():
+            read.exception()  # retrieved: a failed read ahead was replaced by a fresh one
+
+
+async def _session_of(
+    task: registry.TaskRecord, read: asyncio.Future[ChatSession | None] | None
+) -> ChatSession | None:
+    """The session read ahead if it is the claimed task's, else read now."""
+    if read is not None:
+        with contextlib.suppress(Exception):
+            session = await read
+            if (
+                session is not None
+                and session.session_id == task.session_id
+                and session.visible_to(task.user_id)
+            ):
+                return session
+    return await get_session_store().get(task.session_id, task.user_id)
+
+
 async def _answer(
-    task: registry.TaskRecord, context: dict[str, Any] | None, message_id: str | None = None
+    task: registry.TaskRecord,
+    context: dict[str, Any] | None,
+    message_id: str | None = None,
+    read: asyncio.Future[ChatSession | None] | None = None,
 ) -> Outcome:
     """Stream the model's answer for the task's session into the task."""
-    # Read once, here: the turn answers from it, and an operation finds in it the turn's
-    # message it continues.
-    session = await get_session_store().get(task.session_id, task.user_id)
+    # Read once (or ahead, beside the claim): the turn answers from it, and an operation
+    # finds in it the turn's message it continues.
+    session = await _session_of(task, read)
     if message_id is None and task.is_operation and session is not None:
         found = await _message_of(task, session)
         message_id = found[0] if found else None
