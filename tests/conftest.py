@@ -329,16 +329,12 @@ def agent_generator(agent_generator_server, monkeypatch: pytest.MonkeyPatch):
 async def api(model) -> AsyncIterator[httpx.AsyncClient]:
     """The whole HTTP API in-process (all routers, in-process worker), with the scripted
     model answering. Streaming responses arrive complete: they end at `finish`."""
-    import httpx
-    from chat_core import background
-    from chat_core.api.app import ALL_ROUTERS, create_app
+    from chat_core.api.app import ALL_ROUTERS
 
-    app = create_app(*ALL_ROUTERS)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver", timeout=30
-    ) as client:
+    from tests.api.helpers import serve
+
+    async with serve(*ALL_ROUTERS) as client:
         yield client
-    await background.drain(timeout=10)
 
 
 def parse_sse(body: str) -> list[dict]:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
+from chat_core.secrets import read_secret
 from chat_core.settings import Settings
 from moto import mock_aws
 
@@ -29,14 +30,17 @@ def test_a_securestring_parameter_is_the_secret(aws: boto3.Session) -> None:
     aws.client("ssm").put_parameter(
         Name="/chat/llm-api-key", Value="sk-from-ssm", Type="SecureString"
     )
+    assert read_secret("ssm:/chat/llm-api-key", max_age=300) == "sk-from-ssm"
     settings = Settings(llm_api_key_parameter="ssm:/chat/llm-api-key")
     assert settings.secret("llm_api_key") == "sk-from-ssm"
 
 
-def test_a_secrets_manager_secret_is_the_secret(aws: boto3.Session) -> None:
-    aws.client("secretsmanager").create_secret(Name="chat/webhook", SecretString="whsec_abc=")
-    settings = Settings(webhook_secret_parameter="secretsmanager:chat/webhook")
-    assert settings.secret("webhook_secret") == "whsec_abc="
+def test_a_secrets_manager_secret_is_the_secret_text_or_binary(aws: boto3.Session) -> None:
+    secrets = aws.client("secretsmanager")
+    secrets.create_secret(Name="chat/webhook", SecretString="whsec_abc=")
+    secrets.create_secret(Name="chat/binary", SecretBinary=b"whsec_bin=")
+    assert read_secret("secretsmanager:chat/webhook", max_age=300) == "whsec_abc="
+    assert read_secret("secretsmanager:chat/binary", max_age=300) == "whsec_bin="
 
 
 def test_a_value_in_the_environment_wins(
@@ -65,11 +69,11 @@ def test_a_secret_is_cached_for_its_max_age_then_read_again(aws: boto3.Session) 
 def test_a_secret_that_cannot_be_read_counts_as_unset(
     aws: boto3.Session, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = Settings(webhook_secret_parameter="ssm:/chat/missing")
-    assert settings.secret("webhook_secret") is None
-    assert "/chat/missing" in caplog.text
+    assert read_secret("ssm:/chat/missing", max_age=300) is None
+    assert read_secret("secretsmanager:chat/missing", max_age=300) is None
+    assert "ssm:/chat/missing" in caplog.text and "secretsmanager:chat/missing" in caplog.text
 
 
 def test_a_reference_without_its_store_is_refused(aws: boto3.Session) -> None:
     with pytest.raises(ValueError, match="ssm:<name> or secretsmanager:<name>"):
-        Settings(llm_api_key_parameter="/chat/llm-api-key").secret("llm_api_key")
+        read_secret("/chat/llm-api-key", max_age=300)

@@ -5,15 +5,32 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import httpx
 import jwt
-from chat_core import keys, tasks
+from chat_core import background, keys, tasks
+from chat_core.api.app import create_app
 from chat_core.redis_client import get_redis
 from chat_core.sessions import get_session_store
+from fastapi import APIRouter
 
 from tests.conftest import parse_sse
 
 SECRET = "test-jwt-secret-with-enough-entropy-0123456789"
+
+
+@asynccontextmanager
+async def serve(*routers: APIRouter) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app mounting `routers` in-process (as a function mounts its own, in
+    `functions/*/app.py`); on leaving, the work it started in the background is drained."""
+    transport = httpx.ASGITransport(app=create_app(*routers))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", timeout=30
+    ) as client:
+        yield client
+    await background.drain(timeout=10)
 
 
 def bearer(user_id: str, secret: str = SECRET, **claims) -> dict[str, str]:

@@ -7,11 +7,20 @@ import asyncio
 import json
 
 import pytest
+from chat_core.api import events as event_routes
+from chat_core.api import sessions, streams
 
-from tests.api.helpers import new_session
+from tests.api.helpers import new_session, serve
 from tests.conftest import parse_sse
 
 pytestmark = pytest.mark.both
+
+
+@pytest.fixture
+async def api(model):
+    """The events route, with the sessions and streams routes whose changes it announces."""
+    async with serve(sessions.router, streams.router, event_routes.router) as client:
+        yield client
 
 
 async def test_session_events_reach_an_anonymous_page(api, model, settings_env):

@@ -3,7 +3,18 @@ publishes the reconnect window."""
 
 from __future__ import annotations
 
+import pytest
+from chat_core.api import health
 from chat_core.redis_client import get_redis
+
+from tests.api.helpers import serve
+
+
+@pytest.fixture
+async def api(redis_target):
+    """The health routes alone: they need nothing else of the API."""
+    async with serve(health.router) as client:
+        yield client
 
 
 async def test_health_checks_redis_and_writes_nothing(api):

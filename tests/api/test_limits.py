@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from chat_core.api.app import create_app
-from fastapi import APIRouter, Request
+from chat_core.api.limits import BodyLimit
+from fastapi import APIRouter, FastAPI, Request
 
 pytestmark = pytest.mark.both
 
@@ -32,7 +32,7 @@ async def test_a_chunked_body_over_the_limit_is_413(api, settings_env):
 
 
 def echo_app() -> httpx.AsyncClient:
-    """The app with routes that answer how much body they were given."""
+    """Routes that answer how much body they were given, behind the middleware alone."""
     router = APIRouter()
 
     @router.post("/echo")
@@ -44,7 +44,9 @@ def echo_app() -> httpx.AsyncClient:
     async def read() -> dict[str, str]:
         return {"status": "ok"}
 
-    transport = httpx.ASGITransport(app=create_app(router))
+    app = FastAPI()
+    app.include_router(router, prefix="/api/chat")
+    transport = httpx.ASGITransport(app=BodyLimit(app))
     return httpx.AsyncClient(transport=transport, base_url="http://testserver")
 
 

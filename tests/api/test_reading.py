@@ -9,7 +9,9 @@ import json
 
 import pytest
 from chat_core import registry
+from chat_core.api import reading
 from chat_core.api.app import ALL_ROUTERS, create_app
+from starlette.requests import Request
 
 from tests.api.helpers import full_turn, new_session, start_slow_turn
 from tests.chunk_rules import assert_valid_turn, text_of
@@ -156,6 +158,13 @@ async def test_the_largest_valid_cursor_is_simply_past_the_end(api):
         f"/api/chat/tasks/{task_id}/stream?last_message_id=18446744073709551615-18446744073709551615"
     )
     assert response.status_code == 204
+
+
+def test_the_query_cursor_wins_over_the_header_and_a_bare_time_is_its_first_entry():
+    with_header = Request({"type": "http", "headers": [(b"last-event-id", b"5-1")]})
+    assert reading.resolve_cursor(with_header, "7") == "7-0"
+    assert reading.resolve_cursor(with_header, None) == "5-1"
+    assert reading.resolve_cursor(Request({"type": "http", "headers": []}), None) == "0-0"
 
 
 @pytest.mark.both

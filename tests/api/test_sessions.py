@@ -7,9 +7,18 @@ import asyncio
 
 import pytest
 from chat_core import keys, registry
+from chat_core.api import sessions, streams
+from chat_core.api import tasks as task_routes
 from chat_core.redis_client import get_redis
 
-from tests.api.helpers import start_slow_turn, wait_until_streaming
+from tests.api.helpers import serve, start_slow_turn, wait_until_streaming
+
+
+@pytest.fixture
+async def api(model):
+    """The sessions routes, with the streams and tasks routes of the sessions' turns."""
+    async with serve(sessions.router, streams.router, task_routes.router) as client:
+        yield client
 
 
 async def test_create_get_and_list_own_sessions(api, auth):

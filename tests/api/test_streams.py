@@ -7,6 +7,8 @@ import json
 
 import pytest
 from chat_core import registry, tasks
+from chat_core.api import sessions, streams
+from chat_core.api import tasks as task_routes
 
 from tests.api.helpers import (
     SECRET,
@@ -15,6 +17,7 @@ from tests.api.helpers import (
     messages_of,
     new_session,
     post,
+    serve,
     start_slow_turn,
     user,
 )
@@ -22,6 +25,13 @@ from tests.chunk_rules import assert_valid_turn
 from tests.conftest import sse_chunks
 
 pytestmark = pytest.mark.both
+
+
+@pytest.fixture
+async def api(model):
+    """The streams routes, with the sessions and tasks routes the tests read results from."""
+    async with serve(sessions.router, streams.router, task_routes.router) as client:
+        yield client
 
 
 async def test_the_stream_carries_ids_headers_and_done(api):

@@ -9,14 +9,30 @@ import json
 
 import pytest
 from chat_core import keys, registry, tasks
+from chat_core.api import sessions, streams
+from chat_core.api import tasks as task_routes
 from chat_core.redis_client import get_redis
 from chat_core.sessions import get_session_store
 from chat_core.tasks import start_turn
 from chat_core.worker.dispatch import set_dispatcher
 
-from tests.api.helpers import SECRET, bearer, messages_of, start_slow_turn, wait_until_streaming
+from tests.api.helpers import (
+    SECRET,
+    bearer,
+    messages_of,
+    serve,
+    start_slow_turn,
+    wait_until_streaming,
+)
 from tests.chunk_rules import assert_valid_turn, text_of
 from tests.conftest import sse_chunks
+
+
+@pytest.fixture
+async def api(model):
+    """The tasks routes, with the sessions and streams routes that make the tasks."""
+    async with serve(sessions.router, streams.router, task_routes.router) as client:
+        yield client
 
 
 @pytest.mark.both

@@ -4,9 +4,17 @@ DynamoDB; anonymous callers get 401."""
 from __future__ import annotations
 
 import pytest
+from chat_core.api import users
 
-from tests.api.helpers import SECRET, bearer
+from tests.api.helpers import SECRET, bearer, serve
 from tests.users.helpers import BAKERY, UNDERSTANDING, answer
+
+
+@pytest.fixture
+async def api(redis_target):
+    """The users routes alone: they need nothing else of the API."""
+    async with serve(users.router) as client:
+        yield client
 
 
 @pytest.fixture

@@ -10,11 +10,20 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from chat_core import keys, tasks
+from chat_core.api import webhook
 from chat_core.redis_client import get_redis
 
+from tests.api.helpers import serve
 from tests.fakes import WEBHOOK_SECRET, signed_headers
 
 pytestmark = pytest.mark.both
+
+
+@pytest.fixture
+async def api(model):
+    """The webhook route alone, as the webhook function serves it."""
+    async with serve(webhook.router) as client:
+        yield client
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import json
 
 import pytest
 from chat_core import keys, registry, tasks, tools
+from chat_core.chat import operations
 from chat_core.redis_client import get_redis
 from chat_core.sessions import get_session_store
 from chat_core.tools import Tool, ToolContext
@@ -144,6 +145,54 @@ class SlowReport(Tool):
         for _ in range(3):
             await asyncio.sleep(0.25)
         return {"report": f"All about {args.topic}"}
+
+
+async def start_slow_report(arguments: str, saved: list) -> dict:
+    """`operations.start` of a slow report asked for with `arguments`: its chunk, as sent."""
+
+    async def save(message) -> None:
+        saved.append(message)
+
+    chunk = await operations.start(
+        SlowReport(),
+        tools.ToolRegistry([SlowReport()]),
+        "call_report",
+        arguments,
+        session_id="s-report",
+        user_id="u1",
+        turn_task_id="t-turn",
+        save=save,
+    )
+    return json.loads(chunk.to_json())
+
+
+async def test_a_started_operation_is_announced_and_its_tool_handed_to_the_worker(dispatched):
+    saved: list = []
+    chunk = await start_slow_report('{"topic": "otters"}', saved)
+    assert chunk["type"] == "data-operation-started" and chunk["id"] == "call_report"
+    [job] = dispatched.jobs
+    assert job == RunTool(task_id=chunk["data"]["taskId"])
+    operation = await registry.get_task(job.task_id)
+    assert (operation.status, operation.tool_name) == ("running", "slow_report")
+    [pending] = saved
+    assert pending.role == "tool" and pending.tool_call_id == "call_report"
+    assert json.loads(pending.content)["task_id"] == job.task_id
+    assert await tasks.active_task("s-report", "u1") == (
+        operation,
+        await registry.last_entry_id(job.task_id),
+    )
+
+
+async def test_arguments_the_tool_cannot_take_are_a_tool_error_and_start_nothing(dispatched):
+    saved: list = []
+    chunk = await start_slow_report('{"subject": "otters"}', saved)
+    assert chunk["type"] == "tool-output-error" and chunk["toolCallId"] == "call_report"
+    assert "topic" in chunk["errorText"]
+    [answer] = saved
+    assert json.loads(answer.content) == {"error": chunk["errorText"]}
+    assert dispatched.jobs == []
+    assert await tasks.active_task("s-report", "u1") == (None, "0-0")
+    assert await get_redis().exists(keys.running_operation("s-report", "call_report")) == 0
 
 
 async def test_a_long_tool_runs_in_the_worker_with_heartbeats_then_the_model_continues(

@@ -11,12 +11,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
-from chat_core import background, keys, registry, tasks
+from chat_core import background, keys, registry
 from chat_core.notifications import SessionEvent, listen, notify
 from chat_core.protocol import chunks as c
 from chat_core.redis_client import get_redis
 from chat_core.sessions import get_session_store
 from chat_core.sessions.models import ChatMessage
+from chat_core.tasks import lifecycle
 from chat_core.worker.dispatch import set_dispatcher
 from chat_core.worker.jobs import RunTurn
 
@@ -72,8 +73,8 @@ async def new_session(user_id: str | None = "u1") -> str:
 
 async def pending_operation(session_id: str, user_id: str | None = "u1", call: str = "call-1"):
     """An operation as a turn starts it: guard, task, pending tool message, awaiting."""
-    assert await tasks.acquire_guard(session_id, call, "turn")
-    operation = await tasks.create_operation(
+    assert await lifecycle.acquire_guard(session_id, call, "turn")
+    operation = await lifecycle.create_operation(
         session_id=session_id,
         user_id=user_id,
         tool_call_id=call,
@@ -84,7 +85,7 @@ async def pending_operation(session_id: str, user_id: str | None = "u1", call: s
     await get_session_store().append_messages(
         session_id, [ChatMessage(role="tool", tool_call_id=call, content=pending)]
     )
-    assert await tasks.await_operation(operation)
+    assert await lifecycle.await_operation(operation)
     return operation
 
 
@@ -102,7 +103,7 @@ async def expire_now(task: registry.TaskRecord) -> None:
 
 # --- create -------------------------------------------------------------------------------
 async def test_create_turn_writes_every_key_with_a_ttl_and_opens_the_stream(redis_target):
-    task = await tasks.create_turn("s1", "u1")
+    task = await lifecycle.create_turn("s1", "u1")
     r = get_redis()
     for key in (
         keys.task_meta(task.task_id),
@@ -123,35 +124,35 @@ async def test_create_turn_writes_every_key_with_a_ttl_and_opens_the_stream(redi
 
 
 async def test_one_running_turn_per_session(redis_target):
-    first = await tasks.create_turn("s1", "u1")
-    with pytest.raises(tasks.TurnInProgress) as err:
-        await tasks.create_turn("s1", "u1")
+    first = await lifecycle.create_turn("s1", "u1")
+    with pytest.raises(lifecycle.TurnInProgress) as err:
+        await lifecycle.create_turn("s1", "u1")
     assert err.value.task_id == first.task_id
     # The refused turn left nothing behind for the sweeper: only the running one is indexed.
-    assert await tasks.expired_task_ids() == []
+    assert await lifecycle.expired_task_ids() == []
     assert await get_redis().zrange(keys.RUNNING_TASKS, 0, -1) == [first.task_id]
-    await tasks.finish(first, "completed")
-    second = await tasks.create_turn("s1", "u1")
-    assert (await tasks.active_task("s1", "u1"))[0].task_id == second.task_id
+    await lifecycle.finish(first, "completed")
+    second = await lifecycle.create_turn("s1", "u1")
+    assert (await lifecycle.active_task("s1", "u1"))[0].task_id == second.task_id
 
 
 async def test_a_pointer_left_by_a_crashed_turn_does_not_block_the_session(redis_target):
     await get_redis().set(keys.session_turn("s1"), "gone-task", px=60_000)
-    task = await tasks.create_turn("s1", "u1")
-    assert (await tasks.active_task("s1", "u1"))[0].task_id == task.task_id
+    task = await lifecycle.create_turn("s1", "u1")
+    assert (await lifecycle.active_task("s1", "u1"))[0].task_id == task.task_id
 
 
 async def test_a_pending_operation_does_not_block_a_new_turn_and_stays_findable(redis_target):
     session_id = await new_session()
-    turn = await tasks.create_turn(session_id, "u1")
+    turn = await lifecycle.create_turn(session_id, "u1")
     operation = await pending_operation(session_id)
-    assert (await tasks.active_task(session_id, "u1"))[0].task_id == turn.task_id
-    await tasks.finish(turn, "completed")
+    assert (await lifecycle.active_task(session_id, "u1"))[0].task_id == turn.task_id
+    await lifecycle.finish(turn, "completed")
     # With no turn running, a reload follows the operation ...
-    assert (await tasks.active_task(session_id, "u1"))[0].task_id == operation.task_id
+    assert (await lifecycle.active_task(session_id, "u1"))[0].task_id == operation.task_id
     # ... and the user may go on chatting.
-    next_turn = await tasks.create_turn(session_id, "u1")
-    assert (await tasks.active_task(session_id, "u1"))[0].task_id == next_turn.task_id
+    next_turn = await lifecycle.create_turn(session_id, "u1")
+    assert (await lifecycle.active_task(session_id, "u1"))[0].task_id == next_turn.task_id
     assert operation.task_id in await get_redis().smembers(keys.session_operations(session_id))
 
 
@@ -167,39 +168,39 @@ async def test_an_operation_stream_opens_with_the_tool_input(redis_target):
 
 
 async def test_the_active_task_of_another_user_is_not_returned(redis_target):
-    await tasks.create_turn("s1", "owner")
-    assert await tasks.active_task("s1", "intruder") == (None, "0-0")
-    assert await tasks.active_task("s1", None) == (None, "0-0")
+    await lifecycle.create_turn("s1", "owner")
+    assert await lifecycle.active_task("s1", "intruder") == (None, "0-0")
+    assert await lifecycle.active_task("s1", None) == (None, "0-0")
 
 
 async def test_the_active_task_comes_with_its_real_last_entry_id(redis_target):
-    task = await tasks.create_turn("s1", "u1")
+    task = await lifecycle.create_turn("s1", "u1")
     ids = await registry.publish_chunks(task.task_id, [c.StartStep()])
-    assert await tasks.active_task("s1", "u1") == (task, ids[-1])
+    assert await lifecycle.active_task("s1", "u1") == (task, ids[-1])
 
 
 async def test_the_guard_is_per_session(redis_target):
-    assert await tasks.acquire_guard("s1", "call-1", "t1")
-    assert not await tasks.acquire_guard("s1", "call-1", "t2")
-    assert await tasks.acquire_guard("s2", "call-1", "t3")  # another user's session
+    assert await lifecycle.acquire_guard("s1", "call-1", "t1")
+    assert not await lifecycle.acquire_guard("s1", "call-1", "t2")
+    assert await lifecycle.acquire_guard("s2", "call-1", "t3")  # another user's session
 
 
 async def test_start_turn_saves_the_message_and_hands_the_turn_to_the_worker(dispatched):
     session = await get_session_store().create("u1")
-    task = await tasks.start_turn(session, "Hello there", "u1")
+    task = await lifecycle.start_turn(session, "Hello there", "u1")
     [job] = dispatched.jobs
     assert isinstance(job, RunTurn) and job.task_id == task.task_id
     assert job.message_id == (await chunks_of(task.task_id))[0]["messageId"]
     stored = await get_session_store().get(session.session_id, "u1")
     assert [m.content for m in stored.messages if not m.is_view] == ["Hello there"]
-    assert (await tasks.active_task(session.session_id, "u1"))[0].task_id == task.task_id
+    assert (await lifecycle.active_task(session.session_id, "u1"))[0].task_id == task.task_id
 
 
 async def test_a_second_message_while_a_turn_runs_is_refused(dispatched):
     session = await get_session_store().create("u1")
-    task = await tasks.start_turn(session, "Hello there", "u1")
-    with pytest.raises(tasks.TurnInProgress) as err:
-        await tasks.start_turn(session, "me again", "u1")
+    task = await lifecycle.start_turn(session, "Hello there", "u1")
+    with pytest.raises(lifecycle.TurnInProgress) as err:
+        await lifecycle.start_turn(session, "me again", "u1")
     assert err.value.task_id == task.task_id
     stored = await get_session_store().get(session.session_id, "u1")
     said = [m.content for m in stored.messages if not m.is_view]
@@ -209,37 +210,37 @@ async def test_a_second_message_while_a_turn_runs_is_refused(dispatched):
 async def test_a_dispatch_failure_fails_the_task_with_a_reason(dispatched):
     set_dispatcher(Failing())
     session = await get_session_store().create("u1")
-    task = await tasks.start_turn(session, "Hello there", "u1")
+    task = await lifecycle.start_turn(session, "Hello there", "u1")
     chunks = await chunks_of(task.task_id)
     assert chunks[1:] == [
         {"type": "error", "errorText": "The assistant could not be started. Please try again."},
         {"type": "finish"},
     ]
     assert chunks[0]["type"] == "start"
-    assert (await tasks.active_task(session.session_id, "u1"))[0] is None
+    assert (await lifecycle.active_task(session.session_id, "u1"))[0] is None
 
 
 # --- claim, refresh, cancel flag ----------------------------------------------------------
 async def test_only_the_first_claim_wins_and_it_announces_the_task(redis_target):
-    task = await tasks.create_turn("s1", "u1")
+    task = await lifecycle.create_turn("s1", "u1")
     async with session_events("u1", "s1") as events:
-        outcome, claimed = await tasks.claim(task.task_id, "w1")
+        outcome, claimed = await lifecycle.claim(task.task_id, "w1")
         assert outcome == "ok" and claimed.phase == "working" and claimed.worker == "w1"
-        assert await tasks.claim(task.task_id, "w2") == ("taken", None)
+        assert await lifecycle.claim(task.task_id, "w2") == ("taken", None)
         await background.drain()  # announced beside the work, not ahead of it
     assert [e.type for e in events] == ["task_started"]
-    await tasks.finish(task, "completed")
-    assert await tasks.claim(task.task_id, "w3") == ("not-running", None)
+    await lifecycle.finish(task, "completed")
+    assert await lifecycle.claim(task.task_id, "w3") == ("not-running", None)
 
 
 async def test_the_cancel_flag_reaches_the_worker_through_its_lease_refresh(redis_target):
-    task = await tasks.create_turn("s1", "u1")
-    await tasks.claim(task.task_id, "w1")
-    assert await tasks.refresh(task, "w1") == ("running", False, True)
-    cancelling = asyncio.create_task(tasks.cancel(task))
+    task = await lifecycle.create_turn("s1", "u1")
+    await lifecycle.claim(task.task_id, "w1")
+    assert await lifecycle.refresh(task, "w1") == ("running", False, True)
+    cancelling = asyncio.create_task(lifecycle.cancel(task))
     await asyncio.sleep(0.1)
-    assert await tasks.refresh(task, "w1") == ("running", True, True)
-    assert (await tasks.refresh(task, "someone-else")).held is False
+    assert await lifecycle.refresh(task, "w1") == ("running", True, True)
+    assert (await lifecycle.refresh(task, "someone-else")).held is False
     assert await cancelling == "cancelled"  # no worker reacted within the grace: ended anyway
 
 
@@ -267,10 +268,10 @@ async def test_an_awaiting_operation_lives_until_its_deadline(redis_target, sett
 )
 async def test_a_turn_ends_once_with_its_closing_chunks(redis_target, status, error, closing):
     session_id = await new_session()
-    task = await tasks.create_turn(session_id, "u1")
+    task = await lifecycle.create_turn(session_id, "u1")
     async with session_events("u1", session_id) as events:
-        assert await tasks.finish(task, status, error) is True
-        assert await tasks.finish(task, "failed", "late") is False
+        assert await lifecycle.finish(task, status, error) is True
+        assert await lifecycle.finish(task, "failed", "late") is False
     assert (await chunks_of(task.task_id))[1:] == [*closing, {"type": "finish"}]
     assert (await registry.get_task(task.task_id)).status == status
     assert await get_redis().get(keys.session_turn(session_id)) is None
@@ -280,10 +281,10 @@ async def test_a_turn_ends_once_with_its_closing_chunks(redis_target, status, er
 
 async def test_twenty_concurrent_finishes_yield_one_finish_and_one_event(redis_target):
     session_id = await new_session()
-    task = await tasks.create_turn(session_id, "u1")
+    task = await lifecycle.create_turn(session_id, "u1")
     statuses = ["completed", "failed", "cancelled", "completed"] * 5
     async with session_events("u1", session_id) as events:
-        results = await asyncio.gather(*(tasks.finish(task, s, "x") for s in statuses))
+        results = await asyncio.gather(*(lifecycle.finish(task, s, "x") for s in statuses))
     assert sum(results) == 1
     assert (await types_of(task.task_id)).count("finish") == 1
     winner = statuses[results.index(True)]
@@ -294,7 +295,7 @@ async def test_an_operation_ended_without_its_result_closes_its_tool_call(redis_
     session_id = await new_session()
     operation = await pending_operation(session_id)
     async with session_events("u1", session_id) as events:
-        assert await tasks.finish(operation, "failed", "The service refused it.")
+        assert await lifecycle.finish(operation, "failed", "The service refused it.")
     assert (await chunks_of(operation.task_id))[4:] == [
         {
             "type": "tool-output-error",
@@ -306,7 +307,7 @@ async def test_an_operation_ended_without_its_result_closes_its_tool_call(redis_
         {"type": "finish"},
     ]
     assert json.loads(await tool_message(session_id)) == {"error": "The service refused it."}
-    assert await tasks.acquire_guard(session_id, "call-1", "again")  # the guard is gone
+    assert await lifecycle.acquire_guard(session_id, "call-1", "again")  # the guard is gone
     assert operation.task_id not in await get_redis().smembers(keys.session_operations(session_id))
     assert finished_events(events, operation.task_id) == ["failed"]
 
@@ -316,22 +317,22 @@ async def test_an_operation_result_is_applied_once(redis_target):
     session_id = await new_session()
     operation = await pending_operation(session_id)
     results = await asyncio.gather(
-        *(tasks.apply_result(operation, True, {"ok": True}, None) for _ in range(10))
+        *(lifecycle.apply_result(operation, True, {"ok": True}, None) for _ in range(10))
     )
     assert sorted(results) == ["applied"] + ["duplicate"] * 9
     assert (await types_of(operation.task_id))[4:] == ["tool-output-available", "finish-step"]
     stored = await registry.get_task(operation.task_id)
     assert stored.phase == "queued" and stored.worker == "" and stored.result_applied
     assert json.loads(await tool_message(session_id)) == {"ok": True}
-    assert await tasks.acquire_guard(session_id, "call-1", "again")
+    assert await lifecycle.acquire_guard(session_id, "call-1", "again")
 
 
 async def test_a_result_for_another_operation_or_a_finished_one_changes_nothing(redis_target):
     session_id = await new_session()
     operation = await pending_operation(session_id)
-    await tasks.finish(operation, "cancelled")
-    assert await tasks.apply_result(operation, True, {"late": True}, None) == "not-running"
-    assert json.loads(await tool_message(session_id)) == {"error": tasks.CANCELLED_OPERATION}
+    await lifecycle.finish(operation, "cancelled")
+    assert await lifecycle.apply_result(operation, True, {"late": True}, None) == "not-running"
+    assert json.loads(await tool_message(session_id)) == {"error": lifecycle.CANCELLED_OPERATION}
 
 
 async def test_cancel_and_result_racing_never_contradict_each_other(redis_target):
@@ -339,14 +340,14 @@ async def test_cancel_and_result_racing_never_contradict_each_other(redis_target
         session_id = await new_session()
         operation = await pending_operation(session_id)
         cancelled, applied = await asyncio.gather(
-            tasks.cancel(operation), tasks.apply_result(operation, True, {"done": 1}, None)
+            lifecycle.cancel(operation), lifecycle.apply_result(operation, True, {"done": 1}, None)
         )
         types = await types_of(operation.task_id)
         message = json.loads(await tool_message(session_id))
         if applied == "applied":  # the result came first: it stands, nothing closes it again
             assert "tool-output-error" not in types and message == {"done": 1}
         else:
-            assert applied == "not-running" and message == {"error": tasks.CANCELLED_OPERATION}
+            assert applied == "not-running" and message == {"error": lifecycle.CANCELLED_OPERATION}
             assert types.count("tool-output-error") == 1
         assert cancelled == "cancelled" and types.count("finish") == 1
 
@@ -355,8 +356,8 @@ async def test_the_worker_that_ran_the_tool_keeps_its_lease(redis_target):
     session_id = await new_session()
     operation = await pending_operation(session_id)
     await get_redis().hset(keys.task_meta(operation.task_id), "phase", "queued")
-    await tasks.claim(operation.task_id, "w1")
-    assert await tasks.apply_result(operation, True, "ok", None, worker="w1") == "applied"
+    await lifecycle.claim(operation.task_id, "w1")
+    assert await lifecycle.apply_result(operation, True, "ok", None, worker="w1") == "applied"
     stored = await registry.get_task(operation.task_id)
     assert stored.phase == "working" and stored.worker == "w1"
 
@@ -364,10 +365,10 @@ async def test_the_worker_that_ran_the_tool_keeps_its_lease(redis_target):
 # --- cancel -------------------------------------------------------------------------------
 async def test_cancelling_a_queued_turn_ends_it_at_once(redis_target):
     session_id = await new_session()
-    task = await tasks.create_turn(session_id, "u1")
+    task = await lifecycle.create_turn(session_id, "u1")
     async with session_events("u1", session_id) as events:
-        assert await tasks.cancel(task) == "cancelled"
-        assert await tasks.cancel(task) == "cancelled"
+        assert await lifecycle.cancel(task) == "cancelled"
+        assert await lifecycle.cancel(task) == "cancelled"
     assert await types_of(task.task_id) == ["start", "finish"]
     assert finished_events(events, task.task_id) == ["cancelled"]
 
@@ -375,19 +376,19 @@ async def test_cancelling_a_queued_turn_ends_it_at_once(redis_target):
 async def test_cancelling_an_awaiting_operation_closes_its_tool_call(redis_target):
     session_id = await new_session()
     operation = await pending_operation(session_id)
-    assert await tasks.cancel(operation) == "cancelled"
+    assert await lifecycle.cancel(operation) == "cancelled"
     assert (await types_of(operation.task_id))[4:] == [
         "tool-output-error",
         "finish-step",
         "finish",
     ]
-    assert json.loads(await tool_message(session_id)) == {"error": tasks.CANCELLED_OPERATION}
+    assert json.loads(await tool_message(session_id)) == {"error": lifecycle.CANCELLED_OPERATION}
 
 
 async def test_cancelling_a_finished_task_writes_nothing(redis_target):
-    task = await tasks.create_turn("s1", "u1")
-    await tasks.finish(task, "completed")
-    assert await tasks.cancel(task) == "completed"
+    task = await lifecycle.create_turn("s1", "u1")
+    await lifecycle.finish(task, "completed")
+    assert await lifecycle.cancel(task) == "completed"
     assert await types_of(task.task_id) == ["start", "finish"]
     assert (await registry.get_task(task.task_id)).cancel_requested is False
 
@@ -396,19 +397,19 @@ async def test_cancelling_a_finished_task_writes_nothing(redis_target):
 @pytest.mark.parametrize("phase", ["queued", "working"])
 async def test_an_expired_turn_fails_with_the_message_for_its_phase(redis_target, phase):
     session_id = await new_session()
-    task = await tasks.create_turn(session_id, "u1")
+    task = await lifecycle.create_turn(session_id, "u1")
     if phase == "working":
-        await tasks.claim(task.task_id, "w1")
+        await lifecycle.claim(task.task_id, "w1")
     await expire_now(task)
-    assert task.task_id in await tasks.expired_task_ids()
+    assert task.task_id in await lifecycle.expired_task_ids()
     async with session_events("u1", session_id) as events:
-        assert await tasks.expire(task.task_id) == "failed"
-        assert await tasks.expire(task.task_id) == "gone"
+        assert await lifecycle.expire(task.task_id) == "failed"
+        assert await lifecycle.expire(task.task_id) == "gone"
     assert (await chunks_of(task.task_id))[1:] == [
-        {"type": "error", "errorText": tasks.EXPIRED[phase]},
+        {"type": "error", "errorText": lifecycle.EXPIRED[phase]},
         {"type": "finish"},
     ]
-    assert task.task_id not in await tasks.expired_task_ids()
+    assert task.task_id not in await lifecycle.expired_task_ids()
     assert await get_redis().get(keys.session_turn(session_id)) is None
     assert finished_events(events, task.task_id) == ["failed"]
 
@@ -417,8 +418,8 @@ async def test_an_operation_that_never_reported_back_is_given_up(redis_target):
     session_id = await new_session()
     operation = await pending_operation(session_id)
     await expire_now(operation)
-    assert await tasks.expire(operation.task_id) == "failed"
-    message = tasks.EXPIRED["awaiting"]
+    assert await lifecycle.expire(operation.task_id) == "failed"
+    message = lifecycle.EXPIRED["awaiting"]
     assert (await chunks_of(operation.task_id))[4:] == [
         {"type": "tool-output-error", "toolCallId": "call-1", "errorText": message},
         {"type": "finish-step"},
@@ -431,10 +432,10 @@ async def test_an_operation_that_never_reported_back_is_given_up(redis_target):
 async def test_expiry_never_contradicts_an_applied_result(redis_target):
     session_id = await new_session()
     operation = await pending_operation(session_id)
-    await tasks.apply_result(operation, True, {"done": True}, None)
-    await tasks.claim(operation.task_id, "w1")  # the continuation's worker dies
+    await lifecycle.apply_result(operation, True, {"done": True}, None)
+    await lifecycle.claim(operation.task_id, "w1")  # the continuation's worker dies
     await expire_now(operation)
-    assert await tasks.expire(operation.task_id) == "failed"
+    assert await lifecycle.expire(operation.task_id) == "failed"
     assert (await types_of(operation.task_id))[4:] == [
         "tool-output-available",
         "finish-step",
@@ -445,30 +446,30 @@ async def test_expiry_never_contradicts_an_applied_result(redis_target):
 
 
 async def test_a_live_lease_is_only_reindexed(redis_target):
-    task = await tasks.create_turn("s1", "u1")
-    await tasks.claim(task.task_id, "w1")
+    task = await lifecycle.create_turn("s1", "u1")
+    await lifecycle.claim(task.task_id, "w1")
     await background.drain()
     await get_redis().zadd(keys.RUNNING_TASKS, {task.task_id: 1})
-    assert await tasks.expire(task.task_id) == "extended"
+    assert await lifecycle.expire(task.task_id) == "extended"
     assert (await registry.get_task(task.task_id)).status == "running"
-    assert task.task_id not in await tasks.expired_task_ids()
+    assert task.task_id not in await lifecycle.expired_task_ids()
 
 
 async def test_a_task_whose_creation_failed_after_the_index_is_swept_away(redis_target):
     await get_redis().zadd(keys.RUNNING_TASKS, {"half-created": 1})
-    assert await tasks.expire("half-created") == "gone"
+    assert await lifecycle.expire("half-created") == "gone"
     assert not await is_indexed("half-created")
 
 
 # --- sessions deleted ---------------------------------------------------------------------
 async def test_ending_a_session_stops_what_runs_and_makes_every_task_unreadable(redis_target):
     session_id = await new_session()
-    earlier = await tasks.create_turn(session_id, "u1")
-    await tasks.finish(earlier, "completed")
-    turn = await tasks.create_turn(session_id, "u1")
+    earlier = await lifecycle.create_turn(session_id, "u1")
+    await lifecycle.finish(earlier, "completed")
+    turn = await lifecycle.create_turn(session_id, "u1")
     operation = await pending_operation(session_id)
     async with session_events("u1", session_id) as events:
-        await tasks.end_session(session_id, [earlier.task_id])
+        await lifecycle.end_session(session_id, [earlier.task_id])
     for task in (earlier, turn, operation):
         assert await registry.get_task_or_expiry(task.task_id) == (None, False)
         assert not await is_indexed(task.task_id)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from chat_core.chat.prompts import FIRST_MEETING
 from chat_core.tools import ToolContext, default_tools
+from chat_core.tools.understanding import UpdateBusinessUnderstanding
 from chat_core.users import BusinessUnderstanding, get_user_store
 from chat_dev.scripted_model import ToolCall
 
@@ -102,3 +103,14 @@ async def test_nothing_to_remember_is_a_readable_refusal_and_changes_nothing(sto
     assert await get_user_store().get_understanding("alice") == BusinessUnderstanding(
         industry="bakery"
     )
+
+
+async def test_given_texts_replace_and_given_items_are_added_once(store_backend):
+    ctx = ToolContext(session_id="s1", user_id="alice", task_id="t1", tool_call_id="c1")
+    before = BusinessUnderstanding(industry="bakery", pain_points=["rotas", "invoices"])
+    await get_user_store().put_understanding("alice", before)
+    update = BusinessUnderstanding(industry="catering", pain_points=["invoices", "stock"])
+    said = await UpdateBusinessUnderstanding().run(ctx, update)
+    known = {"industry": "catering", "pain_points": ["rotas", "invoices", "stock"]}
+    assert said["type"] == "understanding_updated" and said["understanding"] == known
+    assert await get_user_store().get_understanding("alice") == BusinessUnderstanding(**known)
