@@ -148,20 +148,18 @@ def test_stream_start_answers_a_first_window_and_reconnects_read_the_rest(
     model.reply_text(ANSWER, delay_ms=120, stream=True)
     create_session()
 
-    started = time.monotonic()
     response = load_handler("stream_start").handler(
         signed_in(STREAM_START), context("stream_start")
     )
-    elapsed = time.monotonic() - started
 
     first = assert_sse(response)
     task_id = header(response, "x-task-id")
     assert task_id
     # Buffered long-poll: the window answers soon after the first entries instead of
-    # holding the request (25 s in the template) or waiting for the whole answer.
+    # holding the request (25 s in the template, longer than the whole answer takes) or
+    # waiting for the whole answer: it ends before `finish`.
     assert first.types[0] == "start"
     assert "finish" not in first.types and not first.done
-    assert elapsed < 5
 
     deploy_env("TaskReconnectFunction", dispatch="inprocess", read_mode="buffered")
     rest = read_to_the_end(task_id, first.ids[-1], context)
