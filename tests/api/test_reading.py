@@ -8,9 +8,10 @@ import asyncio
 import json
 
 import pytest
-from chat_core import registry
+from chat_core import registry, tasks
 from chat_core.api import reading
 from chat_core.api.app import ALL_ROUTERS, create_app
+from chat_core.api.errors import ApiError
 from starlette.requests import Request
 
 from tests.api.helpers import full_turn, new_session, start_slow_turn
@@ -158,6 +159,19 @@ async def test_the_largest_valid_cursor_is_simply_past_the_end(api):
         f"/api/chat/tasks/{task_id}/stream?last_message_id=18446744073709551615-18446744073709551615"
     )
     assert response.status_code == 204
+
+
+@pytest.mark.both
+async def test_a_task_whose_session_is_deleted_while_it_is_read_is_not_found(api):
+    # The reader has found the task finished; its session's deletion then removes the
+    # stream before the reader looks at it. That reader is told what a later one is: 404
+    # (not a 204, "finished, nothing after your cursor").
+    task_id, _ = await full_turn(api)
+    task = await registry.get_task(task_id)
+    await tasks.end_session(task.session_id, [task_id])
+    with pytest.raises(ApiError) as gone:
+        await reading.task_stream_response(task, "0-0")
+    assert (gone.value.status, gone.value.code) == (404, "TASK_NOT_FOUND")
 
 
 def test_the_query_cursor_wins_over_the_header_and_a_bare_time_is_its_first_entry():

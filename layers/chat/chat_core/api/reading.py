@@ -26,7 +26,7 @@ from ..aisdk.chain import message_events
 from ..fanout import readers_have_room
 from ..protocol import sse
 from ..settings import get_settings
-from .errors import ApiError
+from .errors import TASK_NOT_FOUND, ApiError
 
 ENTRY_ID = re.compile(r"^\d{1,20}(-\d{1,20})?$")  # both parts are unsigned 64-bit
 _MAX_PART = 2**64 - 1
@@ -107,6 +107,10 @@ def message_stream_response(turn_task_id: str) -> Response:
 async def task_stream_response(task: registry.TaskRecord, cursor: str) -> Response:
     if not task.running:
         last = await registry.last_entry_id(task.task_id)
+        if last == "0-0":
+            # Every task's stream opens with `start`: an empty one was deleted (its session
+            # was) since the task was read, and the reader is told what a later one is.
+            raise TASK_NOT_FOUND
         if not _after(last, cursor):
             return Response(status_code=204)
     # Subscribed before the response starts: past the reader cap the answer is a 503
