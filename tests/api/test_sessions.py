@@ -9,11 +9,13 @@ import pytest
 from chat_core import keys, registry, tasks
 from chat_core.api import sessions, streams
 from chat_core.api import tasks as task_routes
+from chat_core.fanout import readers_have_room
 from chat_core.redis_client import get_redis
 from chat_core.sessions import get_session_store
 from chat_core.worker.runner import run_job
 
 from tests.api.helpers import serve, start_slow_turn, wait_until_streaming
+from tests.conftest import sse_chunks
 
 
 @pytest.fixture
@@ -137,21 +139,31 @@ async def test_a_task_follows_its_session_when_an_anonymous_session_is_claimed(a
 
 
 @pytest.mark.both
-async def test_deleting_a_session_stops_its_turn_and_its_tasks_answer_404(api, dispatched, model):
+async def test_deleting_a_session_stops_its_turn_and_its_tasks_answer_404(
+    api, dispatched, model, settings_env
+):
+    # One reader slot, so the test sees when the reader holds it; a short read budget, after
+    # which a reader that missed the turn's end reconnects.
+    settings_env(max_readers_per_process=1, stream_budget_seconds=3)
     model.slow_stream(60, text=" ".join(f"w{i}" for i in range(80)))
     session = (await api.post("/api/chat/sessions")).json()["id"]
     stored = await get_session_store().get(session, None)
     task_id = (await tasks.start_turn(stored, "count slowly", None)).task_id
     worker = asyncio.create_task(run_job(dispatched.jobs[-1]))
     await wait_until_streaming(task_id)
-    async with asyncio.timeout(30), registry.subscribe(task_id) as reader:  # guard: hangs
-        first = await anext(reader)  # a reader in the middle of the turn
-        assert (await api.delete(f"/api/chat/sessions/{session}")).status_code == 204
+    reading = asyncio.create_task(api.get(f"/api/chat/tasks/{task_id}/stream"))
+    while readers_have_room():  # until the reader is reading
+        await asyncio.sleep(0.01)
+
+    assert (await api.delete(f"/api/chat/sessions/{session}")).status_code == 204
+    async with asyncio.timeout(30):  # a hang guard only
         assert await worker in ("cancelled", "lost")  # the turn stopped, not completed
-        # The reader is not left hanging: its stream ends, with the turn's `finish` if it
-        # read that before the stream was deleted, and with nothing after it.
-        types = [first.type, *[entry.type async for entry in reader]]
-    assert types[0] == "start" and "finish" not in types[:-1]
+        read = await reading
+    # The reader is not left hanging: its stream ends, with the turn's `finish` if it read
+    # that before the stream was deleted (else at its budget), and nothing after it.
+    chunks = sse_chunks(read.text)
+    assert read.status_code == 200 and chunks[0]["type"] == "start"
+    assert "finish" not in [c["type"] for c in chunks[:-1]]
     for path in (f"/api/chat/tasks/{task_id}", f"/api/chat/tasks/{task_id}/stream"):
         gone = await api.get(path)
         assert gone.status_code == 404 and gone.json()["detail"]["code"] == "TASK_NOT_FOUND"
