@@ -63,6 +63,7 @@ warnings.filterwarnings("ignore", message="POWERTOOLS_DEV environment variable i
 
 import jwt
 import uvicorn
+from chat_core import gc_tuning
 from chat_core.settings import get_settings
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -476,8 +477,10 @@ def main(argv: list[str] | None = None) -> None:
     env: DevEnvironment | None = None
     try:
         env = prepare(args.host, sock.getsockname()[1], Path.cwd())
+        app = build_app(env)
+        gc_tuning.for_many_streams()  # one process serves every reader here
         config = uvicorn.Config(
-            build_app(env),
+            app,
             log_level="info",
             ws="none",
             # Open streams get this long to end after Ctrl-C; clients reconnect with their cursor.
