@@ -7,6 +7,8 @@ import gc
 import subprocess
 import sys
 
+from chat_core import gc_tuning
+
 
 def test_start_up_objects_are_frozen_and_collections_are_rarer():
     probe = (
@@ -17,7 +19,7 @@ def test_start_up_objects_are_frozen_and_collections_are_rarer():
     # A process of its own: freezing this test run's objects would outlive the test.
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     before, after, frozen = map(int, out.stdout.split())
-    assert after == 100_000 > before
+    assert after == gc_tuning.THRESHOLDS[0] > before
     assert frozen > 1_000  # every module and object loaded so far
 
 
