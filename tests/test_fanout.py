@@ -9,7 +9,7 @@ import json
 
 import pytest
 import redis
-from chat_core import fanout, registry, tasks
+from chat_core import fanout, lua, registry, tasks
 from chat_core.protocol import chunks as c
 from chat_core.redis_client import get_reader_redis
 
@@ -202,3 +202,22 @@ async def test_a_hundred_readers_joining_at_once_share_their_replay_and_lookups(
         assert [e.id for e in entries[1:-1]] == ids and entries[-1].type == "finish"
     # The same page asked for at once is read once (not 100 times), plus the shared live read.
     assert replay_reads <= 10
+
+
+async def test_live_readers_of_a_task_deleted_without_a_finish_are_ended(
+    redis_target, settings_env
+):
+    # A session deleted while its task streams: the stream goes, and no `finish` is left to
+    # read; the live readers find out within one block of silence.
+    settings_env(read_block_ms=300)
+    task = await tasks.create_turn("s1", "u1")
+    subs = [registry.subscribe(task.task_id, "0-0") for _ in range(3)]
+    for sub in subs:
+        sub.start()
+    await all_live(subs)
+    await lua.TASK_DELETE(**registry.task_keys(task.task_id))
+    async with asyncio.timeout(30):  # a hang guard only
+        reads = await asyncio.gather(*(read_all(sub) for sub in subs))
+    for entries in reads:
+        assert [json.loads(e.data)["type"] for e in entries] == ["start"]
+    assert all(not sub.interrupted for sub in subs)

@@ -93,13 +93,32 @@ async def test_a_coalescing_window_spaces_delta_writes(redis_target):
     await out.aclose()
 
 
+async def test_a_closing_chunk_returns_once_it_and_all_before_it_are_in_the_stream(
+    redis_target,
+):
+    task = await tasks.create_turn("s", None)  # its stream opens with `start`
+    out = ChunkPublisher(task.task_id)
+    await out.send(c.StartStep())  # these three are not waited for
+    await out.send(c.TextStart(id="a"))
+    await out.send(c.TextDelta(id="a", delta="Hello"))
+    await out.send(c.TextEnd(id="a"))  # what the turn does next may rely on all of it
+    assert (await stored(task.task_id))[1:] == [
+        {"type": "start-step"},
+        {"type": "text-start", "id": "a"},
+        {"type": "text-delta", "id": "a", "delta": "Hello"},
+        {"type": "text-end", "id": "a"},
+    ]
+    await out.aclose()
+
+
 async def test_a_finished_task_stops_its_publisher_at_its_next_write(redis_target):
     task = await tasks.create_turn("s", None)  # its stream opens with `start`
     out = ChunkPublisher(task.task_id)
     await out.send(c.StartStep())
     await out.flush()
     await tasks.finish(task, "cancelled")
-    await out.send(c.TextEnd(id="a"))  # written behind: the write finds the task over
+    with pytest.raises(registry.TaskNotRunning):  # a chunk that closes a part is waited for
+        await out.send(c.TextEnd(id="a"))
     with pytest.raises(registry.TaskNotRunning):
         await out.aclose()
     assert [e["type"] for e in await stored(task.task_id)] == ["start", "start-step", "finish"]

@@ -270,9 +270,7 @@ class Subscription:
                     continue
                 skip = self._skip_through = None
             if queue.full():
-                self._fanout.leave(self)
-                self.state = "lagging"
-                self._wake.set()
+                self.catch_up()
                 return
             queue.put_nowait(entry)
             self._cursor = entry.id
@@ -285,6 +283,12 @@ class Subscription:
                 self.state = "done"
             self._wake.set()
 
+    def catch_up(self) -> None:
+        """Leave the feed: the listener goes on by itself from its cursor (replay, status)."""
+        self._fanout.leave(self)
+        self.state = "lagging"
+        self._wake.set()
+
     def fail(self, exc: BaseException) -> None:
         logger.warning("reader of %s interrupted: %s", self.task_id, type(exc).__name__)
         self._drain()
@@ -296,13 +300,14 @@ class Subscription:
 class _Feed:
     """A task read live on behalf of this process's subscribers."""
 
-    __slots__ = ("task_id", "stream", "cursor", "cursor_key", "subscribers")
+    __slots__ = ("task_id", "stream", "cursor", "cursor_key", "subscribers", "heard")
 
     def __init__(self, task_id: str, cursor: str) -> None:
         self.task_id = task_id
         self.stream = keys.task_stream(task_id)
         self.cursor, self.cursor_key = cursor, entry_key(cursor)
         self.subscribers: set[Subscription] = set()
+        self.heard = asyncio.get_running_loop().time()  # when it last had news
 
     def deliver(self, raw: list[tuple[str, dict[str, str]]]) -> bool:
         """Hand new entries to every subscriber; True once the task's `finish` was among
@@ -315,6 +320,7 @@ class _Feed:
                 break
         self.cursor = entries[-1].id
         self.cursor_key = entry_key(self.cursor)
+        self.heard = asyncio.get_running_loop().time()
         for subscriber in list(self.subscribers):
             subscriber.offer(entries, finished)
         return finished
@@ -381,6 +387,7 @@ class _ReadGroup:
                     found = self.feeds.get(stream)
                     if found is not None and raw and found.deliver(raw):
                         self._drop(stream)
+                await self._check_quiet(block / 1000)
         finally:
             self._reading = None
             if self._fanout.groups.get(self.key) is self:
@@ -390,6 +397,24 @@ class _ReadGroup:
             if self._client is not None:
                 client, self._client = self._client, None
                 await asyncio.shield(client.aclose())
+
+    async def _check_quiet(self, block: float) -> None:
+        """A feed with no news for a whole block may be of a task that ended without a
+        `finish` to read (its session was deleted, its stream with it): its readers are
+        sent back to their own catching up, which asks the task's status and ends them."""
+        now = asyncio.get_running_loop().time()
+        quiet = [feed for feed in self.feeds.values() if now - feed.heard >= block]
+        if not quiet:
+            return
+        r = get_reader_redis()
+        statuses = await asyncio.gather(
+            *(r.hget(keys.task_meta(f.task_id), "status") for f in quiet)
+        )
+        for feed, status in zip(quiet, statuses, strict=True):
+            feed.heard = now
+            if status != "running":
+                for subscriber in list(feed.subscribers):
+                    subscriber.catch_up()
 
     async def _reader(self) -> Any:
         """The connection the blocking read goes on: a dedicated one of the readers' pool

@@ -4,18 +4,23 @@
         await out.send(Start(message_id="m1"))
         for token in tokens:
             await out.send(TextDelta(id="t1", delta=token))   # written behind, merged
-        await out.send(TextEnd(id="t1"))                     # behind them, in order
-    # leaving the block writes what is still pending
+        await out.send(TextEnd(id="t1"))                     # returns once all is written
 
 A model emits a token every few milliseconds; one Redis round trip per token, waited for,
 is what the production system paid. Here every chunk is written behind the producer, in
 order, with one write in flight: a chunk goes out at once when nothing is being written,
 and chunks that arrive meanwhile go into the next write (consecutive deltas of one text
 merged into one entry), which starts when the current one returns. Latency stays one round
-trip; a burst costs a handful of writes. `send` does not wait, except once `MAX_PENDING`
-chunks are queued: a producer that outruns Redis is held back rather than buffering without
-bound. The writer runs when the producer next waits (the turn yields to the loop after each
-model event, so the chunks of one event go out in one write).
+trip; a burst costs a handful of writes. The writer runs when the producer next waits (the
+turn yields to the loop after each model event, so the chunks of one event go out in one
+write).
+
+`send` does not wait for a delta or for a chunk that opens a part. A chunk that closes
+something (`text-end`, `finish-step`, a tool's input or output, data) waits until it and
+everything before it are in the stream: what the producer does next (save the message, run
+the tool) never runs ahead of what its readers can see, and a Redis blip holds the producer
+there, while the write is retried, instead of failing what it does next. A producer that
+outruns Redis is held back too, once `MAX_PENDING` chunks are queued.
 
 A Redis blip does not fail the turn: a write is retried with bounded backoff
 (`redis_retry_seconds`), and each write carries this publisher's id and batch number, so
@@ -32,11 +37,21 @@ import uuid
 from typing import Any
 
 from . import registry
-from .protocol.chunks import Chunk, TextDelta
+from .protocol.chunks import (
+    Chunk,
+    ReasoningDelta,
+    ReasoningStart,
+    StartStep,
+    TextDelta,
+    TextStart,
+    ToolInputStart,
+)
 from .retry import retrying
 from .settings import get_settings
 
 MAX_PENDING = 256
+# What `send` does not wait for: the words as they come, and the chunks that open a part.
+_WRITTEN_BEHIND = (TextDelta, ReasoningDelta, StartStep, TextStart, ReasoningStart, ToolInputStart)
 
 
 class ChunkPublisher:
@@ -75,7 +90,7 @@ class ChunkPublisher:
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_behind())
         self._wake.set()
-        if len(self._pending) >= MAX_PENDING:
+        if not isinstance(chunk, _WRITTEN_BEHIND) or len(self._pending) >= MAX_PENDING:
             await self.flush()
 
     async def _write_behind(self) -> None:
@@ -101,6 +116,8 @@ class ChunkPublisher:
 
     async def flush(self) -> None:
         async with self._lock:
+            if self._failure is not None:  # nothing goes out after a write that was lost
+                raise self._failure
             batch, self._pending = self._pending, []
             if not batch:
                 return
@@ -108,11 +125,15 @@ class ChunkPublisher:
                 self._last_delta_write = asyncio.get_running_loop().time()
             self._batch += 1
             data, number = [_json(c) for c in batch], self._batch
-            self.entry_ids += await retrying(
-                lambda: registry.publish_chunks(
-                    self.task_id, data, writer=self._writer_id, batch=number
+            try:
+                self.entry_ids += await retrying(
+                    lambda: registry.publish_chunks(
+                        self.task_id, data, writer=self._writer_id, batch=number
+                    )
                 )
-            )
+            except Exception as exc:
+                self._failure = exc
+                raise
 
     async def aclose(self) -> None:
         """Write whatever is pending. Raises what a write behind the producer ran into."""
