@@ -69,7 +69,6 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import openai
-import uvloop
 from chat_core import keys, redis_client, registry, tasks
 from chat_core.chat.llm import get_llm_client, reset_llm_clients
 from chat_core.protocol.chunks import FINISH_JSON
@@ -181,7 +180,7 @@ def _serve_model(conn: Connection) -> None:
 
 
 def _serve_reader(conn: Connection) -> None:
-    uvloop.run(_read_tasks(conn))  # a reader function's loop: uvicorn's, uvloop
+    asyncio.run(_read_tasks(conn))
 
 
 async def _read_tasks(conn: Connection) -> None:
@@ -503,8 +502,7 @@ def run() -> dict[str, Any]:
             CHAT_LANGFUSE_SECRET_KEY="",
         ):
             env = environment(server)
-            # On the worker's loop (chat_core.aws.event_loop: uvloop).
-            result = uvloop.run(_measure(_Readers(model, reader)))
+            result = asyncio.run(_measure(_Readers(model, reader)))
     env["load_average_1m_end"] = round(os.getloadavg()[0], 2)
     result["environment"] = env
     return result

@@ -5,9 +5,7 @@
 
 asyncio clients (Redis, the model) belong to the loop that opened them, so every function
 keeps one event loop for the life of its execution environment: connections are reused
-across invocations instead of being reopened, and never used from a dead loop. It is
-uvloop's, as under uvicorn in the streaming functions: a worker spends its CPU on many small
-awaits per streamed chunk (bench/turn.py).
+across invocations instead of being reopened, and never used from a dead loop.
 
 Mangum is imported on a buffered handler's first invocation: the worker and the sweeper
 import this module, and the streaming functions (uvicorn) define a buffered handler they do
@@ -33,9 +31,7 @@ _loop: asyncio.AbstractEventLoop | None = None
 def event_loop() -> asyncio.AbstractEventLoop:
     global _loop
     if _loop is None or _loop.is_closed():
-        import uvloop
-
-        _loop = uvloop.new_event_loop()
+        _loop = asyncio.new_event_loop()
         asyncio.set_event_loop(_loop)
     return _loop
 
