@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 from chat_core import keys
+from chat_core.protocol import chunks as c
 from chat_core.redis_client import get_redis
 
 
@@ -65,3 +66,14 @@ def text_of(chunks: list[dict[str, Any]]) -> str:
 async def stored_chunks(task_id: str) -> list[dict[str, Any]]:
     entries = await get_redis().xrange(keys.task_stream(task_id))
     return [json.loads(fields["data"]) for _, fields in entries]
+
+
+def text_step(text: str, text_id: str = "t") -> list[c.Chunk]:
+    """One model step that only says `text`: what a producer writes for a short answer."""
+    return [
+        c.StartStep(),
+        c.TextStart(id=text_id),
+        c.TextDelta(id=text_id, delta=text),
+        c.TextEnd(id=text_id),
+        c.FinishStep(),
+    ]

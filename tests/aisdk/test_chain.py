@@ -18,6 +18,8 @@ from chat_core.protocol import chunks as c
 from chat_core.registry import publish_chunks
 from chat_core.sessions import get_session_store
 
+from tests.chunk_rules import text_step
+
 pytestmark = pytest.mark.both
 
 INPUT = {"description": "Chase unpaid invoices"}
@@ -104,13 +106,7 @@ async def finish_operation(operation) -> None:
     assert await tasks.apply_result(operation, True, {"agent": "Invoice Chaser"}, None) == "applied"
     await publish_chunks(
         operation.task_id,
-        [
-            c.StartStep(),
-            c.TextStart(id="t"),
-            c.TextDelta(id="t", delta="Your agent is ready."),
-            c.TextEnd(id="t"),
-            c.FinishStep(),
-        ],
+        text_step("Your agent is ready."),
     )
     await tasks.finish(operation, "completed")
 

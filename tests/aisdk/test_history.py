@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 from chat_core import tasks
 from chat_core.aisdk import history
-from chat_core.protocol import chunks as c
 from chat_core.registry import publish_chunks
 from chat_core.sessions import get_session_store
 from chat_core.sessions.models import ChatMessage, ChatSession
@@ -15,6 +14,7 @@ from chat_core.tasks import start_turn
 from chat_dev.scripted_model import ReplyWith
 
 from tests.api.helpers import messages_of, post, user, wait_until_streaming
+from tests.chunk_rules import text_step
 from tests.conftest import sse_chunks
 
 pytestmark = pytest.mark.both
@@ -169,13 +169,7 @@ async def test_a_message_that_ended_unread_is_listed_whole_and_stored_so(redis_t
     )
     await publish_chunks(
         turn.task_id,
-        [
-            c.StartStep(),
-            c.TextStart(id="t"),
-            c.TextDelta(id="t", delta="Hello"),
-            c.TextEnd(id="t"),
-            c.FinishStep(),
-        ],
+        text_step("Hello"),
     )
     await tasks.finish(turn, "completed")  # no worker here, so nobody stored the answer
 
