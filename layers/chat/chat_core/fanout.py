@@ -338,8 +338,12 @@ class _ReadGroup:
         self._dedicated = dedicated
         self.feeds: dict[str, _Feed] = {}
         self._reading: frozenset[str] | None = None  # the streams of the read in flight
-        self._client: Any = None
-        self._client_id: int | None = None
+        # The blocking read's own connection, and its id for CLIENT UNBLOCK: the one the
+        # last group left idle, if any (a process that follows one turn after another
+        # would otherwise connect and ask its id again before each first token).
+        parked, fanout.parked = fanout.parked, None
+        self._client: Any = parked[0] if parked else None
+        self._client_id: int | None = parked[1] if parked else None
         self._waking: asyncio.Task[None] | None = None
         self._task = asyncio.create_task(self._run(), name=f"fanout:{key}")
 
@@ -351,13 +355,14 @@ class _ReadGroup:
 
     async def _run(self) -> None:
         settings = get_settings()
-        failures = 0
+        failures, idle = 0, False
         try:
             while True:
                 for stream, feed in list(self.feeds.items()):
                     if not feed.subscribers:
                         self._drop(stream)
                 if not self.feeds:
+                    idle = True
                     return
                 streams = {stream: feed.cursor for stream, feed in self.feeds.items()}
                 self._reading = frozenset(streams)
@@ -396,7 +401,10 @@ class _ReadGroup:
                 self._drop(stream)
             if self._client is not None:
                 client, self._client = self._client, None
-                await asyncio.shield(client.aclose())
+                if idle and self._fanout.parked is None:  # between reads: no read in flight
+                    self._fanout.parked = (client, self._client_id)
+                else:
+                    await asyncio.shield(client.aclose())
 
     async def _check_quiet(self, block: float) -> None:
         """A feed with no news for a whole block may be of a task that ended without a
@@ -475,6 +483,7 @@ class _Fanout:
         self.inflight: dict[Hashable, asyncio.Future[Any]] = {}
         self._cluster = get_settings().redis_mode == "cluster"
         self.can_unblock = True
+        self.parked: tuple[Any, int | None] | None = None  # see _ReadGroup.__init__
         # Readers waiting in `next(timeout)`, by when they must hear that nothing came.
         self.idle: dict[Subscription, float] = {}
         self._clock: asyncio.Task[None] | None = None
@@ -539,6 +548,9 @@ class _Fanout:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.parked is not None:
+            client, self.parked = self.parked[0], None
+            await client.aclose()
 
 
 _fanouts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Fanout] = (
