@@ -206,9 +206,13 @@ class Subscription:
                 # Replay in pages without blocking; nothing here can wait forever. Readers
                 # replaying the same page at once (a thousand joining a turn) share one read.
                 cursor = self._cursor
-                reply = await shared_read(
-                    ("xread", stream, cursor),
-                    lambda: r.xread({stream: cursor}, count=self._page),  # noqa: B023 - run within this pass
+                # The status beside the page, not after it: one round trip before joining.
+                reply, status = await asyncio.gather(
+                    shared_read(
+                        ("xread", stream, cursor),
+                        lambda: r.xread({stream: cursor}, count=self._page),  # noqa: B023 - run within this pass
+                    ),
+                    shared_read(("status", meta), lambda: r.hget(meta, "status")),
                 )
                 entries = reply[0][1] if reply else []
                 for entry_id, fields in entries:
@@ -224,7 +228,7 @@ class Subscription:
                 if task_over:
                     await self._put(_END)
                     return
-                if await shared_read(("status", meta), lambda: r.hget(meta, "status")) != "running":
+                if status != "running":
                     # Status and `finish` change in one script: once the status moved, one
                     # more read returns the finish if the stream still has it.
                     task_over = True
