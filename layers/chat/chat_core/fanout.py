@@ -280,12 +280,11 @@ class Subscription:
             self._cursor = entry.id
         if finished:
             if queue.full():  # no room for the end marker: the replay finds the finish
-                self._fanout.leave(self)
-                self.state = "lagging"
+                self.catch_up()
             else:
                 queue.put_nowait(_END)
                 self.state = "done"
-            self._wake.set()
+                self._wake.set()
 
     def catch_up(self) -> None:
         """Leave the feed: the listener goes on by itself from its cursor (replay, status)."""

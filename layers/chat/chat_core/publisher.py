@@ -94,8 +94,8 @@ class ChunkPublisher:
             await self.flush()
 
     async def _write_behind(self) -> None:
-        """One long-lived writer: woken by deltas, it writes what is pending, one write at a
-        time, until the publisher closes."""
+        """One long-lived writer: woken by every `send`, it writes what is pending, one
+        write at a time, until the publisher closes."""
         try:
             while True:
                 await self._wake.wait()

@@ -69,18 +69,19 @@ async def drain(consumer: str, *, block_ms: int | None = None, limit: int = 1000
 async def _read_group(consumer: str, count: int, block_ms: int | None) -> Any:
     """XREADGROUP, creating the group first only when the server says it has none (a new
     or restarted server): not a round trip on every drain."""
-    read = {keys.COMPLETIONS: ">"}
-    try:
-        return await get_redis().xreadgroup(
-            keys.COMPLETIONS_GROUP, consumer, read, count=count, block=block_ms
+
+    def read() -> Any:
+        return get_redis().xreadgroup(
+            keys.COMPLETIONS_GROUP, consumer, {keys.COMPLETIONS: ">"}, count=count, block=block_ms
         )
+
+    try:
+        return await read()
     except ResponseError as exc:
         if "NOGROUP" not in str(exc):
             raise
     await ensure_group()
-    return await get_redis().xreadgroup(
-        keys.COMPLETIONS_GROUP, consumer, read, count=count, block=block_ms
-    )
+    return await read()
 
 
 async def process_entry(entry_id: str, fields: dict[str, str] | None) -> str:
