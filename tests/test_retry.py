@@ -80,3 +80,21 @@ async def test_an_answer_from_redis_is_not_retried(redis_target) -> None:
         await retrying(refused, budget_seconds=5)
     assert attempts == 1
     await client.aclose()
+
+
+@pytest.mark.parametrize("reply", ["CLUSTERDOWN The cluster is down", "TRYAGAIN Multiple keys"])
+async def test_a_cluster_not_ready_yet_is_a_blip(redis_target, reply) -> None:
+    # What a cluster answers while a restarted node rejoins or a slot moves: nothing ran.
+    client = redis.asyncio.Redis.from_url(redis_target.url)
+    attempts = 0
+
+    async def flaky() -> str:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            await client.eval(f"return redis.error_reply('{reply}')", 0)
+        return "written"
+
+    assert await retrying(flaky, budget_seconds=5) == "written"
+    assert attempts == 2
+    await client.aclose()

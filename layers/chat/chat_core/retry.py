@@ -3,8 +3,9 @@ connection is broken, and given up (the error raised) once the budget is spent.
 
     ids = await retrying(lambda: registry.publish_chunks(task_id, chunks, writer=w, batch=n))
 
-Only connection errors and timeouts are retried: a script that Redis ran and refused is
-an answer, not a blip. A write whose answer was lost may have happened, so what is
+Only connection errors, timeouts and a cluster's CLUSTERDOWN or TRYAGAIN (a node that
+has just come back, a slot moving: the command did not run) are retried: a script that
+Redis ran and refused is an answer, not a blip. A write whose answer was lost may have happened, so what is
 retried must be safe to repeat (task writes carry a writer id and batch number for that).
 """
 
@@ -15,14 +16,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from redis.exceptions import ConnectionError, TimeoutError
+from redis.exceptions import ClusterDownError, ConnectionError, TimeoutError, TryAgainError
 
 from .settings import get_settings
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
-BLIPS = (ConnectionError, TimeoutError, OSError)
+BLIPS = (ConnectionError, TimeoutError, OSError, ClusterDownError, TryAgainError)
 
 
 async def retrying(
