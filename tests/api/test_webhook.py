@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from chat_core import keys, tasks
+from chat_core import keys, registry, tasks
 from chat_core.api import webhook
 from chat_core.redis_client import get_redis
 
@@ -60,11 +60,7 @@ async def queued() -> int:
     return await get_redis().xlen(keys.COMPLETIONS)
 
 
-async def test_an_accepted_completion_is_queued_durably(api, operation, monkeypatch):
-    woken = []
-    monkeypatch.setattr(
-        "chat_core.completions.inbox.wake_worker", lambda: asyncio.sleep(0, woken.append(1))
-    )
+async def test_an_accepted_completion_is_queued_durably_and_applied(api, operation, dispatched):
     response = await post(
         api, operation.operation_id, {"success": True, "result": {"agent_id": "a1"}}
     )
@@ -81,7 +77,9 @@ async def test_an_accepted_completion_is_queued_durably(api, operation, monkeypa
         True,
         {"agent_id": "a1"},
     )
-    assert woken == [1]
+    # Applied before the answer: the continuation was handed to a worker.
+    assert [job.kind for job in dispatched.jobs] == ["continue_operation"]
+    assert (await registry.get_task(operation.task_id)).phase == "queued"
 
 
 async def test_a_repeated_webhook_id_gets_the_first_answer_and_changes_nothing(

@@ -13,7 +13,7 @@ import pytest
 from chat_core import keys, registry, tasks
 from chat_core.completions import consumer
 from chat_core.completions.consumer import ConsumerService, claim_stale
-from chat_core.completions.inbox import CompletionMessage
+from chat_core.completions.message import CompletionMessage
 from chat_core.completions.sweeper import sweep
 from chat_core.redis_client import get_redis, reset_clients
 from chat_core.sessions import get_session_store

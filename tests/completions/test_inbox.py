@@ -1,5 +1,6 @@
 """chat_core.completions.inbox: webhook completions are queued durably, exactly once per
-(operation, webhook id); a repeat gets the first answer back."""
+(operation, webhook id), and processed by the request that brought them; a repeat gets the
+first answer back."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import json
 
 import pytest
 from chat_core import keys, tasks
+from chat_core.completions.consumer import claim_stale, drain
 from chat_core.completions.inbox import UnknownOperation, accept_webhook
 from chat_core.redis_client import get_redis
 from chat_core.sessions import get_session_store
 from chat_core.worker.dispatch import set_dispatcher
-from chat_core.worker.jobs import DrainCompletions
+from chat_core.worker.jobs import ContinueOperation, DrainCompletions, SessionRef
 
 from tests.chunk_rules import text_of
 from tests.completions.flow import (
@@ -20,7 +22,7 @@ from tests.completions.flow import (
     start_agent_creation,
     webhook,
 )
-from tests.fakes import Failing
+from tests.fakes import Failing, Recorder
 
 pytestmark = [pytest.mark.both, pytest.mark.redis7, pytest.mark.valkey]
 
@@ -63,8 +65,18 @@ async def queued() -> list[dict]:
     return [json.loads(fields["data"]) for _, fields in await get_redis().xrange(keys.COMPLETIONS)]
 
 
-async def test_a_delivery_is_queued_once_and_wakes_a_worker(dispatched):
+async def pending() -> int:
+    return (await get_redis().xpending(keys.COMPLETIONS, keys.COMPLETIONS_GROUP))["pending"]
+
+
+async def stream_types(task_id: str) -> list[str]:
+    entries = await get_redis().xrange(keys.task_stream(task_id))
+    return [json.loads(fields["data"])["type"] for _, fields in entries]
+
+
+async def test_a_delivery_is_queued_once_and_processed_in_the_request(dispatched):
     operation = await awaiting_operation()
+    assert await get_redis().exists(keys.COMPLETIONS) == 0  # no group yet: the script makes it
     first = await accept_webhook(operation.operation_id, "msg_1", success=True, result={"a": 1})
     again = await accept_webhook(operation.operation_id, "msg_1", success=True, result={"a": 1})
     assert (first.status, first.queued) == (202, True)
@@ -77,7 +89,46 @@ async def test_a_delivery_is_queued_once_and_wakes_a_worker(dispatched):
     [entry] = await queued()
     assert entry["task_id"] == operation.task_id and entry["result"] == {"a": 1}
     assert entry["webhook_id"] == "msg_1"
+    # Before the answer: the result is in the task stream, the continuation is on its way
+    # to a worker, and the entry is acknowledged. No worker was woken to read the stream.
+    assert "tool-output-available" in await stream_types(operation.task_id)
+    assert dispatched.jobs == [
+        ContinueOperation(
+            task_id=operation.task_id,
+            session=SessionRef(session_id=operation.session_id, user_id="u1"),
+        )
+    ]
+    assert await pending() == 0
+
+
+async def test_without_inline_processing_a_delivery_wakes_a_worker(dispatched, settings_env):
+    settings_env(webhook_process_inline=False)
+    operation = await awaiting_operation()
+    answer = await accept_webhook(operation.operation_id, "msg_1", success=True)
+    assert (answer.status, answer.queued) == (202, True)
     assert dispatched.jobs == [DrainCompletions()]
+    assert "tool-output-available" not in await stream_types(operation.task_id)
+    assert await drain(consumer="worker-1") == 1
+    assert "tool-output-available" in await stream_types(operation.task_id)
+
+
+async def test_older_waiting_entries_come_first_and_a_worker_takes_the_rest(
+    dispatched, settings_env
+):
+    settings_env(completions_batch_size=1)
+    waiting, operation = await awaiting_operation(), await awaiting_operation()
+    settings_env(webhook_process_inline=False)
+    await accept_webhook(waiting.operation_id, "msg_w", success=True)
+    settings_env(webhook_process_inline=True)
+    dispatched.jobs.clear()
+
+    await accept_webhook(operation.operation_id, "msg_1", success=True)
+    # The request took the one entry its batch allows, the older one, and processed it.
+    assert "tool-output-available" in await stream_types(waiting.task_id)
+    assert [type(job) for job in dispatched.jobs] == [ContinueOperation, DrainCompletions]
+    assert "tool-output-available" not in await stream_types(operation.task_id)
+    assert await drain(consumer="worker-1") == 1
+    assert "tool-output-available" in await stream_types(operation.task_id)
 
 
 async def test_a_webhook_for_an_unknown_operation_is_refused(dispatched):
@@ -95,11 +146,20 @@ async def test_late_news_for_a_finished_task_is_acknowledged_and_queues_nothing(
     assert await queued() == [] and dispatched.jobs == []
 
 
-async def test_a_lost_wake_up_leaves_the_completion_queued_for_the_sweeper(model, caplog):
-    set_dispatcher(Failing())
+async def test_processing_that_fails_leaves_the_completion_pending_for_the_sweeper(
+    model, settings_env
+):
+    set_dispatcher(Failing())  # the continuation cannot be handed to a worker
     operation = await awaiting_operation()
     answer = await accept_webhook(operation.operation_id, "msg_1", success=False, error="no")
     assert (answer.status, answer.queued) == (202, True)  # the sender is told it arrived
     [entry] = await queued()
     assert entry["success"] is False and entry["error"] == "no"
-    assert "the sweeper will pick the completion up" in caplog.text
+    assert await pending() == 1
+
+    recorder = Recorder()
+    set_dispatcher(recorder)
+    settings_env(completions_claim_idle_ms=0)
+    assert await claim_stale("sweeper-1") == (1, 0)
+    assert [job.task_id for job in recorder.jobs] == [operation.task_id]
+    assert await pending() == 0

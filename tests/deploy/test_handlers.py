@@ -26,7 +26,7 @@ from chat_core.protocol.chunks import (
 )
 from chat_core.redis_client import get_redis
 from chat_core.sessions import ChatMessage, get_session_store
-from chat_core.worker.jobs import DrainCompletions, RunTurn, SessionRef, parse_job
+from chat_core.worker.jobs import ContinueOperation, RunTurn, SessionRef, parse_job
 from pydantic import ValidationError
 
 from tests.chunk_rules import assert_valid_turn
@@ -408,7 +408,9 @@ def webhook_event(operation: registry.TaskRecord) -> dict[str, Any]:
     )
 
 
-def test_webhook_accepts_a_signed_completion_and_wakes_the_worker(aws, deploy_env, context) -> None:
+def test_webhook_accepts_a_signed_completion_and_dispatches_the_continuation(
+    aws, deploy_env, context
+) -> None:
     deploy_env("WebhookFunction")
     operation = create_operation()
     handler = load_handler("webhook").handler
@@ -420,9 +422,15 @@ def test_webhook_accepts_a_signed_completion_and_wakes_the_worker(aws, deploy_en
         "operation_id": operation.operation_id,
         "task_id": operation.task_id,
     }
-    [wake] = aws.invocations
-    assert (wake.function_name, wake.invocation_type, wake.status) == (WORKER, "Event", 202)
-    assert parse_job(wake.payload) == DrainCompletions()
+    # Applied in the request: the continuation goes straight to a worker, and the entry
+    # queued as the safety net is acknowledged.
+    [follow_up] = aws.invocations
+    assert (follow_up.function_name, follow_up.invocation_type) == (WORKER, "Event")
+    assert parse_job(follow_up.payload) == ContinueOperation(
+        task_id=operation.task_id, session=SessionRef(session_id=SESSION, user_id=USER)
+    )
+    pending = on_loop(lambda: get_redis().xpending(keys.COMPLETIONS, keys.COMPLETIONS_GROUP))
+    assert pending["pending"] == 0
 
     # A redelivery of the same webhook-id: the same answer, nothing queued or woken again.
     again = handler(signed(webhook_event(operation)), context("webhook"))
@@ -466,13 +474,9 @@ def test_webhook_completion_reaches_the_conversation_through_the_worker(
 
     deploy_env("WorkerFunction")
     model.reply_text("Your Tax return helper agent is ready.", stream=True)
-    [wake] = aws.invocations
-    worker = load_handler("worker").handler
-    outcome = worker(json.loads(wake.payload), context("worker"))
-    assert outcome == {"job": "drain_completions", "outcome": "drained 1"}
-    # Draining applied the result and dispatched the continuation as a job of its own.
-    [_, follow_up] = aws.invocations
-    outcome = worker(json.loads(follow_up.payload), context("worker"))
+    # The webhook applied the result and dispatched the continuation as a job of its own.
+    [follow_up] = aws.invocations
+    outcome = load_handler("worker").handler(json.loads(follow_up.payload), context("worker"))
     assert outcome == {"job": "continue_operation", "outcome": "completed"}
 
     deploy_env("TaskReconnectFunction", read_mode="buffered")

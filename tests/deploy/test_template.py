@@ -81,6 +81,7 @@ SESSION_WRITERS = {
     "StreamStartFunction",
     "TaskReconnectFunction",  # resume and stop read the history and may store a folded message
     "SessionsFunction",
+    "WebhookFunction",  # applies a result: the pending tool message, the saved agent
     "WorkerFunction",
     "SweeperFunction",
 }

@@ -442,15 +442,37 @@ return 1
 # A webhook delivery queued once per (operation, webhook id); a repeat gets the first answer.
 # Never trimmed here: an entry leaves the stream only once acknowledged (see the sweeper).
 # → {answer JSON, 1 if queued now}
+# → {answer, 0} for a repeat | {answer, 1, entry id, then id, data of each entry delivered}
+# A `consumer` takes new entries at once (its own among them, unless `count` older ones
+# were waiting): the request that queued a completion can process it, with the stream and
+# its pending list as the safety net. Without a consumer the entry waits for the workers.
 COMPLETION_ENQUEUE_ONCE = Script(
     "seen completions",
-    "answer_json entry_json dedupe_seconds",
+    "answer_json entry_json dedupe_seconds group consumer count:n",
     """
 local first = redis.call('GET', seen)
 if first then return {first, 0} end
-redis.call('XADD', completions, '*', 'data', entry_json)
+local queued = {answer_json, 1, redis.call('XADD', completions, '*', 'data', entry_json)}
 redis.call('SET', seen, answer_json, 'EX', dedupe_seconds)
-return {answer_json, 1}
+if consumer == '' then return queued end
+local function take(call)
+  return call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'STREAMS', completions, '>')
+end
+local read = take(redis.pcall)
+if type(read) == 'table' and read.err then  -- NOGROUP: a new or restarted server
+  redis.call('XGROUP', 'CREATE', completions, group, '0')
+  read = take(redis.call)
+end
+for _, entry in ipairs(read and read[1][2] or {}) do
+  local fields = entry[2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'data' then
+      queued[#queued + 1] = entry[1]
+      queued[#queued + 1] = fields[i + 1]
+    end
+  end
+end
+return queued
 """,
 )
 

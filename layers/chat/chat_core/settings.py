@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     completions_batch_size: int = 10
     consumer_idle_delete_ms: int = 3_600_000
     webhook_dedupe_seconds: int = 86_400
+    webhook_process_inline: bool = True
+    """The webhook applies the completion and dispatches the continuation itself (it needs
+    the session store then); off, it only queues it and wakes a worker to do that."""
     webhook_secret: SecretStr | None = None
     """Standard Webhooks secret, `whsec_<base64>`. Without it the webhook answers 503."""
     webhook_secret_parameter: str | None = None

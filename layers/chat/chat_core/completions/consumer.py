@@ -35,7 +35,7 @@ from ..settings import get_settings
 from ..tools import ToolContext, ToolOutcome
 from ..worker.dispatch import get_dispatcher
 from ..worker.jobs import ContinueOperation, SessionRef
-from .inbox import CompletionMessage
+from .message import CompletionMessage
 
 logger = logging.getLogger(__name__)
 
@@ -84,10 +84,13 @@ async def _read_group(consumer: str, count: int, block_ms: int | None) -> Any:
     return await read()
 
 
-async def process_entry(entry_id: str, fields: dict[str, str] | None) -> str:
-    """Apply one entry; acknowledge unless it raised. Returns what happened."""
+async def process_entry(
+    entry_id: str, fields: dict[str, str] | None, *, task: registry.TaskRecord | None = None
+) -> str:
+    """Apply one entry; acknowledge unless it raised. Returns what happened. `task`: the
+    entry's task, when the caller has just read it (not read again)."""
     try:
-        outcome = await _apply(fields)
+        outcome = await _apply(fields, task)
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"[:500]
         logger.warning(
@@ -107,7 +110,7 @@ async def acknowledge(entry_id: str) -> None:
     await pipe.execute()
 
 
-async def _apply(fields: dict[str, str] | None) -> str:
+async def _apply(fields: dict[str, str] | None, known: registry.TaskRecord | None) -> str:
     try:
         message = CompletionMessage.model_validate_json((fields or {})["data"])
     except (KeyError, ValidationError) as exc:
@@ -116,7 +119,9 @@ async def _apply(fields: dict[str, str] | None) -> str:
         )
         count("CompletionParseErrors")
         return "unreadable"
-    task = await registry.get_task(message.task_id)
+    task = known if known is not None and known.task_id == message.task_id else None
+    if task is None:
+        task = await registry.get_task(message.task_id)
     if task is None:
         logger.warning(
             "completion for an unknown task acknowledged", extra={"task_id": message.task_id}

@@ -1,14 +1,19 @@
 """Completions arriving for operations: queued durably on one Redis stream, exactly once per
-(operation, webhook id).
+(operation, webhook id), then processed by the request that brought them.
 
     answer = await accept_webhook(operation_id, webhook_id, success=True, result={...})
     answer.status, answer.body        # 202 {"status": "accepted", ...}, the same again on a repeat
 
 Every repeat of a delivery gets the first answer back and changes nothing: the dedupe
 record and the stream entry are written by one script under the completions hash tag, so
-ten concurrent deliveries queue it once. The worker is then woken to process it; if the
-wake-up is lost, the sweeper reads the entry a minute later. Entries are never trimmed
-before they are acknowledged.
+ten concurrent deliveries queue it once. The same script delivers the new entry to this
+process's consumer, and the request processes it as any consumer would (the result applied,
+the continuation dispatched, the entry acknowledged) before it answers: the continuation
+starts without waiting for a worker to be woken and to read the stream. A request that dies
+half way leaves the entry pending, and the sweeper claims it a minute later. Only when older
+entries were waiting (more than a batch) or `webhook_process_inline` is off is a worker
+woken instead; if that wake-up is lost, the sweeper reads the entry. Entries are never
+trimmed before they are acknowledged.
 """
 
 from __future__ import annotations
@@ -16,51 +21,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
-
-from pydantic import BaseModel
 
 from .. import keys, lua, registry
 from ..redis_client import get_redis
 from ..settings import get_settings
 from ..worker.dispatch import DispatchError, get_dispatcher
 from ..worker.jobs import DrainCompletions
+from .consumer import process_entry
+from .message import CompletionMessage
 
 logger = logging.getLogger(__name__)
 
-
-class CompletionMessage(BaseModel):
-    """One entry of the completions stream (field `data`)."""
-
-    operation_id: str
-    task_id: str
-    success: bool
-    result: Any = None
-    error: str | None = None
-    webhook_id: str | None = None
-    received_at_ms: int = 0
-
-    @classmethod
-    def now(
-        cls,
-        operation_id: str,
-        task_id: str,
-        success: bool,
-        result: Any,
-        error: str | None,
-        webhook_id: str | None = None,
-    ) -> CompletionMessage:
-        return cls(
-            operation_id=operation_id,
-            task_id=task_id,
-            success=success,
-            result=result,
-            error=error,
-            webhook_id=webhook_id,
-            received_at_ms=int(time.time() * 1000),
-        )
+# One consumer per process: the sweeper deletes it once it has long been idle.
+CONSUMER = f"webhook-{uuid.uuid4().hex[:12]}"
 
 
 class UnknownOperation(Exception):
@@ -90,7 +66,8 @@ async def accept_webhook(
         return _answer(first, queued=False)
     if task is None:
         raise UnknownOperation(operation_id)
-    dedupe_seconds = get_settings().webhook_dedupe_seconds
+    settings = get_settings()
+    dedupe_seconds = settings.webhook_dedupe_seconds
     if not task.running:
         # Late news about a finished task: acknowledged, nothing to do, the same next time.
         body = {"status": "already_finished", "operation_id": operation_id, "task_id": task.task_id}
@@ -98,16 +75,31 @@ async def accept_webhook(
         return _answer(await get_redis().get(seen) or json.dumps(body), queued=False)
     body = {"status": "accepted", "operation_id": operation_id, "task_id": task.task_id}
     message = CompletionMessage.now(operation_id, task.task_id, success, result, error, webhook_id)
-    answer_json, queued = await lua.COMPLETION_ENQUEUE_ONCE(
+    answer_json, queued, *entries = await lua.COMPLETION_ENQUEUE_ONCE(
         seen=seen,
         completions=keys.COMPLETIONS,
         answer_json=json.dumps(body),
         entry_json=message.model_dump_json(),
         dedupe_seconds=dedupe_seconds,
+        group=keys.COMPLETIONS_GROUP,
+        consumer=CONSUMER if settings.webhook_process_inline else "",
+        count=settings.completions_batch_size,
     )
     if queued:
-        await wake_worker()
+        await _process_delivered(entries[0], entries[1:], task)
     return _answer(answer_json, queued=bool(queued))
+
+
+async def _process_delivered(
+    entry_id: str, delivered: list[str], task: registry.TaskRecord
+) -> None:
+    """Process what the script delivered to this consumer (`delivered`: id, data, id, data
+    …), as a worker would; wake a worker when the new entry `entry_id` was not among it."""
+    entries = dict(zip(delivered[::2], delivered[1::2], strict=True))
+    for delivered_id, data in entries.items():
+        await process_entry(delivered_id, {"data": data}, task=task)
+    if entry_id not in entries:
+        await wake_worker()
 
 
 def _answer(answer_json: str, *, queued: bool) -> WebhookAnswer:
