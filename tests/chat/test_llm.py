@@ -99,7 +99,7 @@ async def test_every_model_call_says_whose_it_is(model, user_id):
         assert request.body.get("user") == user_id
 
 
-async def test_open_stream_sends_what_create_would_and_streams_its_chunks(model):
+async def test_open_stream_sends_what_create_would_and_streams_its_chunks_as_json(model):
     request = {
         "model": "some/model",
         "messages": [{"role": "user", "content": "Hi"}],
@@ -110,7 +110,9 @@ async def test_open_stream_sends_what_create_would_and_streams_its_chunks(model)
     model.reply_text("Hello there.", stream=True)
     stream = await open_stream(request)
     async with stream:
-        text = "".join([e.choices[0].delta.content or "" async for e in stream if e.choices])
+        events = [e async for e in stream]
+    # Events are the chunks' JSON, as the model sent them.
+    text = "".join(e["choices"][0]["delta"].get("content") or "" for e in events if e["choices"])
     model.reply_text("Hello there.", stream=True)
     created = await get_llm_client().chat.completions.create(**request)
     async with created:

@@ -334,46 +334,45 @@ class _Turn:
         step = self.step
         async with stream:
             async for event in stream:
-                if event.usage:
+                if usage := event.get("usage"):
                     step.usage = Usage(
-                        prompt_tokens=event.usage.prompt_tokens,
-                        completion_tokens=event.usage.completion_tokens,
-                        total_tokens=event.usage.total_tokens,
-                        model=event.model or self.settings.model,
+                        prompt_tokens=usage.get("prompt_tokens") or 0,
+                        completion_tokens=usage.get("completion_tokens") or 0,
+                        total_tokens=usage.get("total_tokens") or 0,
+                        model=event.get("model") or self.settings.model,
                     )
-                if not event.choices:
+                if not (choices := event.get("choices")):
                     continue
-                choice = event.choices[0]
-                delta = choice.delta
+                choice = choices[0]
+                delta = choice.get("delta") or {}
                 if thought := _reasoning(delta):
                     if step.reasoning_id is None:
                         step.reasoning_id = f"reasoning-{uuid.uuid4().hex[:12]}"
                         yield ReasoningStart(id=step.reasoning_id)
                     yield ReasoningDelta(id=step.reasoning_id, delta=thought)
-                if delta and delta.content:
+                if content := delta.get("content"):
                     for chunk in _end_reasoning(step):
                         yield chunk
                     if step.text_id is None:
                         step.text_id = f"text-{uuid.uuid4().hex[:12]}"
                         yield TextStart(id=step.text_id)
-                    step.text.append(delta.content)
-                    yield TextDelta(id=step.text_id, delta=delta.content)
-                if delta and delta.tool_calls:
+                    step.text.append(content)
+                    yield TextDelta(id=step.text_id, delta=content)
+                if pieces := delta.get("tool_calls"):
                     for chunk in _end_reasoning(step):
                         yield chunk
-                for piece in (delta.tool_calls or []) if delta else []:
-                    call = step.calls.setdefault(piece.index, _ToolCall(id=piece.id or ""))
-                    if piece.id:
-                        call.id = piece.id
-                    if piece.function and piece.function.name:
-                        call.name += piece.function.name
-                    if piece.function and piece.function.arguments:
-                        call.arguments += piece.function.arguments
+                for piece in pieces or []:
+                    call = step.calls.setdefault(piece.get("index", 0), _ToolCall(id=""))
+                    if piece.get("id"):
+                        call.id = piece["id"]
+                    function = piece.get("function") or {}
+                    call.name += function.get("name") or ""
+                    call.arguments += function.get("arguments") or ""
                     if not call.announced and call.id and call.name:
                         call.announced = True
                         yield ToolInputStart(tool_call_id=call.id, tool_name=call.name)
-                if choice.finish_reason:
-                    step.finish_reason = choice.finish_reason
+                if choice.get("finish_reason"):
+                    step.finish_reason = choice["finish_reason"]
                 # A burst of events arrives in one read and would be parsed without a pause:
                 # let this event's chunks go out (one write) before the next is read.
                 await asyncio.sleep(0)
@@ -457,13 +456,11 @@ def _answered_later(output: Chunk) -> bool:
     )
 
 
-def _reasoning(delta: Any) -> str | None:
+def _reasoning(delta: dict[str, Any]) -> str | None:
     """The provider's streamed thinking: OpenRouter's `reasoning`, or the
-    `reasoning_content` of DeepSeek and vLLM (extra fields the SDK keeps as they came)."""
-    if delta is None:
-        return None
+    `reasoning_content` of DeepSeek and vLLM."""
     for name in ("reasoning", "reasoning_content"):
-        value = getattr(delta, name, None)
+        value = delta.get(name)
         if isinstance(value, str) and value:
             return value
     return None
