@@ -9,6 +9,7 @@ import pytest
 from chat_core import background
 from chat_core.chat.llm import (
     MODEL_NOT_AVAILABLE_REGION,
+    complete,
     get_llm_client,
     open_stream,
     provider_metadata,
@@ -123,3 +124,20 @@ async def test_open_stream_sends_what_create_would_and_streams_its_chunks_as_jso
     assert text == "Hello there."
     assert raw.body == typed.body  # the same JSON: `user`, and OpenRouter's `session_id` flat
     assert raw.body["session_id"] == "s1" and raw.body["user"] == "u1"
+
+
+async def test_complete_sends_what_create_would_and_returns_the_reply_as_json(model):
+    request = {
+        "model": "some/title-model",
+        "messages": [{"role": "user", "content": "Name this chat"}],
+        "max_tokens": 20,
+        **provider_metadata("u1", "s1"),
+    }
+    model.reply_text("Trip to Rome", stream=False)
+    reply = await complete(request)
+    model.reply_text("Trip to Rome", stream=False)
+    created = await get_llm_client().chat.completions.create(**request)
+    assert reply["choices"][0]["message"]["content"] == "Trip to Rome"
+    assert created.choices[0].message.content == "Trip to Rome"
+    raw, typed = model.chat_requests[-2:]
+    assert raw.body == typed.body and raw.body["session_id"] == "s1"

@@ -32,7 +32,7 @@ from .. import background, keys
 from ..redis_client import get_redis
 from ..settings import get_settings
 from .context import FittedContext, compaction_cut, fit_context, message_tokens, repair
-from .llm import get_llm_client, provider_metadata
+from .llm import complete, provider_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -154,16 +154,18 @@ async def _summarise_and_cache(
 
 async def _summarise(transcript: str, user_id: str | None, session_id: str) -> str:
     settings = get_settings()
-    response = await get_llm_client().chat.completions.create(
-        model=settings.title_model,
-        messages=[
-            {"role": "system", "content": SUMMARY_INSTRUCTIONS},
-            {"role": "user", "content": transcript},
-        ],
-        max_tokens=settings.context_summary_max_tokens,
-        **provider_metadata(user_id, session_id),
+    reply = await complete(
+        {
+            "model": settings.title_model,
+            "messages": [
+                {"role": "system", "content": SUMMARY_INSTRUCTIONS},
+                {"role": "user", "content": transcript},
+            ],
+            "max_tokens": settings.context_summary_max_tokens,
+            **provider_metadata(user_id, session_id),
+        }
     )
-    text = (response.choices[0].message.content or "").strip()
+    text = (reply["choices"][0]["message"].get("content") or "").strip()
     if not text:
         raise ValueError("the summary model answered nothing")
     return text

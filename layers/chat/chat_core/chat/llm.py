@@ -1,8 +1,8 @@
 """The model client and what to do when a call fails.
 
-    client = get_llm_client()                 # AsyncOpenAI for this event loop
-    await client.chat.completions.create(..., **provider_metadata(user_id, session_id))
-    stream = await open_stream(request)       # a turn's call: the same, minus the SDK's walk
+    request = {"model": ..., "messages": [...], **provider_metadata(user_id, session_id)}
+    stream = await open_stream(request)       # a turn's call; events are the chunks' JSON
+    reply = await complete(request)           # a title or a summary: the reply's JSON
     if is_retryable(exc): await asyncio.sleep(retry_delay(attempt))
     user_message_for(exc)                     # what the user reads when we give up
 
@@ -63,19 +63,30 @@ async def open_stream(request: dict[str, Any]) -> openai.AsyncStream[dict[str, A
     chunk from every event (about a third of a turn's CPU); a turn reads three fields of it.
     Events are the chunks' JSON objects (`choices[0].delta.content`, `usage`, …)."""
     import openai
-    from openai.types.chat import ChatCompletion
 
-    body = dict(request)
-    body.update(body.pop("extra_body", None) or {})
     stream = await get_llm_client().post(
         "/chat/completions",
-        body=body,
-        cast_to=ChatCompletion,
+        body=_body(request),
+        cast_to=object,
         stream=True,
         # `object`: the SDK hands each event over as json.loads made it, a dict.
         stream_cls=openai.AsyncStream[object],
     )
     return cast("openai.AsyncStream[dict[str, Any]]", stream)
+
+
+async def complete(request: dict[str, Any]) -> dict[str, Any]:
+    """`chat.completions.create(**request)` unstreamed, as JSON both ways (see `open_stream`):
+    `reply["choices"][0]["message"]["content"]`."""
+    reply = await get_llm_client().post("/chat/completions", body=_body(request), cast_to=object)
+    return cast(dict[str, Any], reply)
+
+
+def _body(request: dict[str, Any]) -> dict[str, Any]:
+    """The request as `create` would send it: what the SDK takes as `extra_body`, inline."""
+    body = dict(request)
+    body.update(body.pop("extra_body", None) or {})
+    return body
 
 
 # OpenRouter's limit on both fields.

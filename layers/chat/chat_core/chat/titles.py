@@ -13,7 +13,7 @@ import logging
 import re
 
 from ..settings import get_settings
-from .llm import get_llm_client, provider_metadata
+from .llm import complete, provider_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -47,16 +47,18 @@ async def generate_title(
 ) -> str:
     settings = get_settings()
     try:
-        response = await get_llm_client().chat.completions.create(
-            model=settings.title_model,
-            messages=[
-                {"role": "system", "content": TITLE_INSTRUCTIONS},
-                {"role": "user", "content": message[:500]},
-            ],
-            max_tokens=20,
-            **provider_metadata(user_id, session_id),
+        reply = await complete(
+            {
+                "model": settings.title_model,
+                "messages": [
+                    {"role": "system", "content": TITLE_INSTRUCTIONS},
+                    {"role": "user", "content": message[:500]},
+                ],
+                "max_tokens": 20,
+                **provider_metadata(user_id, session_id),
+            }
         )
-        title = clean_title(response.choices[0].message.content or "")
+        title = clean_title(reply["choices"][0]["message"].get("content") or "")
         if title:
             return title
     except Exception:
