@@ -134,3 +134,24 @@ async def test_a_failed_write_behind_surfaces_on_the_next_send_and_on_close(redi
         await out.send(c.TextDelta(id="a", delta="z"))
     with pytest.raises(registry.TaskNotRunning):
         await out.aclose()
+
+
+async def test_a_step_opening_goes_out_with_what_the_step_says_first(redis_target):
+    task = await tasks.create_turn("s", None)  # its stream opens with `start`
+    out = ChunkPublisher(task.task_id)
+    await out.send(c.StartStep())
+    await asyncio.sleep(0.05)  # time enough for a write, were one started
+    assert [e["type"] for e in await stored(task.task_id)] == ["start"]
+    await out.send(c.TextStart(id="a"))
+    await out.send(c.TextDelta(id="a", delta="Hi"))
+    entries = await written_delta(task.task_id, "Hi", timeout=10)
+    assert [e["type"] for e in entries] == ["start", "start-step", "text-start", "text-delta"]
+    await out.aclose()
+
+
+async def test_a_step_opening_left_alone_is_written_at_close(redis_target):
+    task = await tasks.create_turn("s", None)
+    out = ChunkPublisher(task.task_id)
+    await out.send(c.StartStep())
+    await out.aclose()
+    assert [e["type"] for e in await stored(task.task_id)] == ["start", "start-step"]

@@ -15,7 +15,10 @@ trip; a burst costs a handful of writes. The writer runs when the producer next 
 turn yields to the loop after each model event, so the chunks of one event go out in one
 write).
 
-`send` does not wait for a delta or for a chunk that opens a part. A chunk that closes
+`send` does not wait for a delta or for a chunk that opens a part. `start-step` does not
+even start a write: it goes out with whatever the step says first, so the model's first
+words never queue behind a write of their own step's opening (a reader sees no difference:
+the step shows nothing before them). A chunk that closes
 something (`text-end`, `finish-step`, a tool's input or output, data) waits until it and
 everything before it are in the stream: what the producer does next (save the message, run
 the tool) never runs ahead of what its readers can see, and a Redis blip holds the producer
@@ -52,6 +55,8 @@ from .settings import get_settings
 MAX_PENDING = 256
 # What `send` does not wait for: the words as they come, and the chunks that open a part.
 _WRITTEN_BEHIND = (TextDelta, ReasoningDelta, StartStep, TextStart, ReasoningStart, ToolInputStart)
+# What waits for the next chunk to be written with it.
+_RIDES_ALONG = (StartStep,)
 
 
 class ChunkPublisher:
@@ -89,7 +94,8 @@ class ChunkPublisher:
             self._pending.append(chunk)
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_behind())
-        self._wake.set()
+        if not isinstance(chunk, _RIDES_ALONG):
+            self._wake.set()
         if not isinstance(chunk, _WRITTEN_BEHIND) or len(self._pending) >= MAX_PENDING:
             await self.flush()
 
