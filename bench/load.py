@@ -25,6 +25,9 @@ minutes, writing bench/results/load.json:
   signed webhook and times it → the continuation's first text-delta at a reader already
   following the operation's task. Model excluded: less the SDK-alone first-token median.
 
+Each section starts on a quiet server: once the last one's aftermath (a turn's title goes
+out a moment after its answer) is done, or 15 s have passed.
+
 Loopback only, bounded loops: every wait has a deadline.
 """
 
@@ -83,6 +86,9 @@ TURN_COUNTS = (10, 50, 200)
 TURN_WORDS = 20
 FIRST_TOKEN_ROUNDS = 30
 WEBHOOK_ROUNDS = 10
+# A section starts once the server's CPU over a window is at most this share of it.
+QUIET_WINDOW_SECONDS = 0.25
+QUIET_CPU_SHARE = 0.05
 DEADLINE_SECONDS = 60.0  # for any one reader or turn
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -231,6 +237,17 @@ def _dev_server(redis_url: str, model_url: str, generator_url: str, secret: str)
         yield _Dev(url, "127.0.0.1", port, process.pid)
 
 
+async def _quiet(dev: _Dev, seconds: float = 15.0) -> None:
+    """Until the server has finished what the last section left it (the titles of 200 turns
+    go out a moment after their answers, for one): each section measures its own load."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        before = _cpu_seconds(dev.pid)
+        await asyncio.sleep(QUIET_WINDOW_SECONDS)
+        if _cpu_seconds(dev.pid) - before <= QUIET_CPU_SHARE * QUIET_WINDOW_SECONDS:
+            return
+
+
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -366,9 +383,16 @@ async def _measure(
         sdk = openai.AsyncOpenAI(base_url=model_url, api_key="bench", max_retries=0)
         admin = redis.Redis.from_url(redis_url)
         try:
-            readers = {n: await _readers(dev, api, control, admin, n) for n in READER_COUNTS}
-            turns = {n: await _turns(dev, api, n) for n in TURN_COUNTS}
+            readers, turns = {}, {}
+            for n in READER_COUNTS:
+                await _quiet(dev)
+                readers[n] = await _readers(dev, api, control, admin, n)
+            for n in TURN_COUNTS:
+                await _quiet(dev)
+                turns[n] = await _turns(dev, api, n)
+            await _quiet(dev)
             first = await _first_token(dev, api, sdk)
+            await _quiet(dev)
             webhook = await _webhook(dev, api, generator, secret, admin)
         finally:
             admin.close()
