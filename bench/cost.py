@@ -72,7 +72,7 @@ async def _turns(count: int) -> dict[str, float]:
         for _ in range(count):
             model.reply_text(answer, stream=True)
             session = await get_session_store().create(None)
-            await start_turn(session, "How do I file my taxes?", None)
+            await start_turn(session.session_id, "How do I file my taxes?", None)
             await background.drain(timeout=30)
         return {
             "worker_invocations": len(jobs) / count,

@@ -355,7 +355,7 @@ class _Readers:
 
         set_dispatcher(Recorder())
         try:
-            task = await tasks.start_turn(session, USER_MESSAGE, USER_ID)
+            task = await tasks.start_turn(session.session_id, USER_MESSAGE, USER_ID)
         finally:
             set_dispatcher(None)
         self.model.ask("reply", text, delay_ms)

@@ -37,7 +37,7 @@ async def test_messages_are_the_ai_sdk_shape_with_the_stream_ids(api, model):
 async def test_a_message_in_progress_is_left_to_the_resume(api, model):
     session = await get_session_store().create(None, session_id="chat-b")
     model.slow_stream(60, text=" ".join(f"w{i}" for i in range(40)))
-    task = await start_turn(session, "count", None)
+    task = await start_turn(session.session_id, "count", None)
     await wait_until_streaming(task.task_id)
     history = await messages_of(api, "chat-b")
     assert [m["role"] for m in history] == ["user"]

@@ -13,7 +13,6 @@ import jwt
 from chat_core import background, keys, tasks
 from chat_core.api.app import create_app
 from chat_core.redis_client import get_redis
-from chat_core.sessions import get_session_store
 from fastapi import APIRouter
 
 from tests.conftest import parse_sse
@@ -65,9 +64,7 @@ async def start_slow_turn(api, model, words: int = 80) -> tuple[str, str]:
     model.slow_stream(60, text=" ".join(f"w{i}" for i in range(words)))
     session = await new_session(api)
 
-    task = await tasks.start_turn(
-        await get_session_store().get(session, None), "count slowly", None
-    )
+    task = await tasks.start_turn(session, "count slowly", None)
     await wait_until_streaming(task.task_id)
     return session, task.task_id
 

@@ -148,7 +148,7 @@ async def test_deleting_a_session_stops_its_turn_and_its_tasks_answer_404(
     model.slow_stream(60, text=" ".join(f"w{i}" for i in range(80)))
     session = (await api.post("/api/chat/sessions")).json()["id"]
     stored = await get_session_store().get(session, None)
-    task_id = (await tasks.start_turn(stored, "count slowly", None)).task_id
+    task_id = (await tasks.start_turn(stored.session_id, "count slowly", None)).task_id
     worker = asyncio.create_task(run_job(dispatched.jobs[-1]))
     await wait_until_streaming(task_id)
     reading = asyncio.create_task(api.get(f"/api/chat/tasks/{task_id}/stream"))

@@ -113,7 +113,7 @@ async def test_a_turn_longer_than_stream_max_length_is_resumed_whole(api, settin
     session = (await api.post("/api/chat/sessions")).json()["id"]
     set_dispatcher(Recorder())  # the turn runs, and the test writes its content
     stored = await get_session_store().get(session, None)
-    task = await tasks.start_turn(stored, "count to 500", None)
+    task = await tasks.start_turn(stored.session_id, "count to 500", None)
     await registry.publish_chunks(task.task_id, [c.StartStep(), c.TextStart(id="t")])
     for batch in range(10):
         await registry.publish_chunks(
@@ -146,7 +146,7 @@ async def test_resume_of_a_new_or_foreign_chat_is_204_and_stop_is_idempotent(
 async def test_stop_cancels_the_running_turn(api, model):
     session = await get_session_store().create(None, session_id="chat-h")
     model.slow_stream(60, text=" ".join(f"w{i}" for i in range(200)))
-    task = await start_turn(session, "count", None)
+    task = await start_turn(session.session_id, "count", None)
     await wait_until_streaming(task.task_id)
     assert (await api.post("/api/chat/chat-h/stop")).status_code == 204
     for _ in range(100):

@@ -31,7 +31,9 @@ async def run_create_agent_turn(dispatched, model, call_id: str = "call_create_1
         stream=True,
     )
     session = session or await get_session_store().create("u1")
-    turn = await tasks.start_turn(session, "Create an agent that chases unpaid invoices", "u1")
+    turn = await tasks.start_turn(
+        session.session_id, "Create an agent that chases unpaid invoices", "u1"
+    )
     assert await run_job(dispatched.jobs[-1]) == "completed"
     return session, turn
 
@@ -205,7 +207,7 @@ async def test_a_long_tool_runs_in_the_worker_with_heartbeats_then_the_model_con
         ToolCall("slow_report", {"topic": "otters"}, id="call_slow"), stream=True
     )
     session = await get_session_store().create("u1")
-    turn = await tasks.start_turn(session, "write me a report on otters", "u1")
+    turn = await tasks.start_turn(session.session_id, "write me a report on otters", "u1")
     await run_job(dispatched.jobs[-1])
     [job] = [j for j in dispatched.jobs if isinstance(j, RunTool)]
 

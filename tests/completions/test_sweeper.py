@@ -99,7 +99,7 @@ async def test_a_worker_killed_mid_turn_leaves_a_task_the_sweeper_fails(api, mod
     session = (await api.post("/api/chat/sessions")).json()["id"]
     set_dispatcher(Recorder())  # the job is handed over; the worker that takes it dies
     stored = await get_session_store().get(session, None)
-    task = await tasks.start_turn(stored, "hi", None)
+    task = await tasks.start_turn(stored.session_id, "hi", None)
     assert (await tasks.claim(task.task_id, "worker-that-died"))[0] == "ok"
     await background.drain()  # the claim's index entry, written beside the work
     await registry.publish_chunks(

@@ -81,7 +81,7 @@ async def ended(task_id: str, seconds: float = 60) -> registry.TaskRecord:
 async def start_turn(model, delay_ms: int, words: list[str] = WORDS):
     model.slow_stream(delay_ms, text=" ".join(words))
     session = await get_session_store().create(None)
-    task = await tasks.start_turn(session, "count slowly", None)
+    task = await tasks.start_turn(session.session_id, "count slowly", None)
     return session, task
 
 

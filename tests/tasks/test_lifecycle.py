@@ -187,7 +187,7 @@ async def test_the_guard_is_per_session(redis_target):
 
 async def test_start_turn_saves_the_message_and_hands_the_turn_to_the_worker(dispatched):
     session = await get_session_store().create("u1")
-    task = await lifecycle.start_turn(session, "Hello there", "u1")
+    task = await lifecycle.start_turn(session.session_id, "Hello there", "u1")
     [job] = dispatched.jobs
     assert isinstance(job, RunTurn) and job.task_id == task.task_id
     assert job.message_id == (await chunks_of(task.task_id))[0]["messageId"]
@@ -198,19 +198,51 @@ async def test_start_turn_saves_the_message_and_hands_the_turn_to_the_worker(dis
 
 async def test_a_second_message_while_a_turn_runs_is_refused(dispatched):
     session = await get_session_store().create("u1")
-    task = await lifecycle.start_turn(session, "Hello there", "u1")
+    task = await lifecycle.start_turn(session.session_id, "Hello there", "u1")
     with pytest.raises(lifecycle.TurnInProgress) as err:
-        await lifecycle.start_turn(session, "me again", "u1")
+        await lifecycle.start_turn(session.session_id, "me again", "u1")
     assert err.value.task_id == task.task_id
     stored = await get_session_store().get(session.session_id, "u1")
     said = [m.content for m in stored.messages if not m.is_view]
     assert said == ["Hello there"]  # the refused one is not saved
 
 
+class NotYours(Exception):
+    pass
+
+
+async def test_a_failed_check_beside_the_claim_starts_nothing_and_leaves_nothing(dispatched):
+    session = await get_session_store().create("u1")
+
+    async def refuse() -> None:
+        raise NotYours
+
+    with pytest.raises(NotYours):
+        await lifecycle.start_turn(session.session_id, "Hello there", "u2", check=refuse())
+    assert dispatched.jobs == []
+    assert await get_redis().exists(keys.session_turn(session.session_id)) == 0
+    assert await get_redis().zcard(keys.RUNNING_TASKS) == 0
+    stored = await get_session_store().get(session.session_id, "u1")
+    assert [m for m in stored.messages if not m.is_view] == []
+    # The session is free: the next turn starts.
+    assert await lifecycle.start_turn(session.session_id, "Hello there", "u1")
+
+
+async def test_a_check_that_passes_lets_the_turn_start(dispatched):
+    session = await get_session_store().create("u1")
+    checked = asyncio.Event()
+
+    async def accept() -> None:
+        checked.set()
+
+    task = await lifecycle.start_turn(session.session_id, "Hello there", "u1", check=accept())
+    assert checked.is_set() and [job.task_id for job in dispatched.jobs] == [task.task_id]
+
+
 async def test_a_dispatch_failure_fails_the_task_with_a_reason(dispatched):
     set_dispatcher(Failing())
     session = await get_session_store().create("u1")
-    task = await lifecycle.start_turn(session, "Hello there", "u1")
+    task = await lifecycle.start_turn(session.session_id, "Hello there", "u1")
     chunks = await chunks_of(task.task_id)
     assert chunks[1:] == [
         {"type": "error", "errorText": "The assistant could not be started. Please try again."},

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.both
 async def new_turn(message: str = "Hello there") -> tuple:
     store = get_session_store()
     session = await store.create("u1")
-    task = await tasks.start_turn(session, message, "u1")
+    task = await tasks.start_turn(session.session_id, message, "u1")
     return session, task
 
 

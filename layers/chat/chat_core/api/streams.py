@@ -78,9 +78,10 @@ async def _start(
     **options: Any,
 ) -> Response:
     check_reader_room()  # a busy process refuses the turn rather than start it unread
-    session = session or await load_session(session_id, user_id)
+    # Loaded beside the session's claim: a 404 still starts nothing.
+    check = load_session(session_id, user_id) if session is None else None
     try:
-        task = await tasks.start_turn(session, message, user_id, **options)
+        task = await tasks.start_turn(session_id, message, user_id, check=check, **options)
     except tasks.TurnInProgress as running:
         raise ApiError(
             429,

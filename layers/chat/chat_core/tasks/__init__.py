@@ -1,6 +1,6 @@
 """The task lifecycle: every change of a task's state, each with all of its side effects.
 
-    task = await tasks.start_turn(session, "Hello!", user_id="u1")   # TurnInProgress → 429
+    task = await tasks.start_turn(session_id, "Hello!", user_id="u1")  # TurnInProgress → 429
     task = await tasks.claim(task.task_id, worker_id)                # the worker takes it
     ...                                                              # content, by the producer
     await tasks.finish(task, "completed")                            # the one `finish`

@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
@@ -37,7 +37,7 @@ from ..registry import (
     wire,
 )
 from ..sessions import get_session_store
-from ..sessions.models import ChatMessage, ChatSession
+from ..sessions.models import ChatMessage
 from ..settings import get_settings
 from ..worker.dispatch import DispatchError, get_dispatcher
 from ..worker.jobs import RunTurn, SessionRef
@@ -81,24 +81,31 @@ async def create_turn(
     *,
     task_id: str | None = None,
     message_id: str | None = None,
+    check: Awaitable[object] | None = None,
 ) -> TaskRecord:
     """A running turn task, the session's one running turn. Its stream opens with `start`.
     `TurnInProgress` while another turn of the session runs (a pending operation does not
-    count: the user may go on chatting while it works)."""
+    count: the user may go on chatting while it works). `check`, what must hold for the
+    turn to start (the session is there, and the caller's), is awaited beside the claim of
+    the session; what it raises, the call raises, and nothing is left behind."""
     task_id = task_id or str(uuid.uuid4())
     meta = _meta(task_id, session_id, user_id, "chat_stream", TURN, "")
     pointer = keys.session_turn(session_id)
-    # The index entry goes in beside the claim of the session: one round trip less before
-    # the first token, and still before the task exists.
+    # The index entry and the check go in beside the claim of the session: round trips
+    # less before the first token, and the entry still before the task exists.
+    steps = [_hold_turn(pointer, task_id), _index(meta), *([check] if check is not None else [])]
     try:
-        holder, _ = await asyncio.gather(_hold_turn(pointer, task_id), _index(meta))
-        if holder is None:
+        holder, *others = await asyncio.gather(*steps, return_exceptions=True)
+        failure = next((r for r in [holder, *others] if isinstance(r, BaseException)), None)
+        if failure is None and holder is None:
             return await _open(meta, [Start(message_id=message_id or f"msg-{uuid.uuid4().hex}")])
     except BaseException:
         await lua.SESSION_RELEASE_TURN(pointer=pointer, task_id=task_id)
         raise
-    await _unindex(meta)
-    raise TurnInProgress(holder)
+    await asyncio.gather(lua.SESSION_RELEASE_TURN(pointer=pointer, task_id=task_id), _unindex(meta))
+    if failure is not None:
+        raise failure
+    raise TurnInProgress(str(holder))
 
 
 async def _hold_turn(pointer: str, task_id: str) -> str | None:
@@ -119,10 +126,11 @@ async def _hold_turn(pointer: str, task_id: str) -> str | None:
 
 
 async def start_turn(
-    session: ChatSession,
+    session_id: str,
     message: str | None,
     user_id: str | None,
     *,
+    check: Awaitable[object] | None = None,
     is_user_message: bool = True,
     context: dict[str, Any] | None = None,
     user_ui: dict[str, Any] | None = None,
@@ -130,18 +138,18 @@ async def start_turn(
 ) -> TaskRecord:
     """Create the turn's task, save the message, hand the turn to the worker. If the
     hand-over fails the task ends failed at once, so the reader sees why instead of
-    waiting for a worker that will never come.
+    waiting for a worker that will never come. `check`: see `create_turn`.
 
     For AI SDK readers (chat_core.aisdk.history): `keep` rewinds the stored conversation
     first (an edit or a regenerate); the user's message carries the client's own UIMessage
     (`user_ui`), and a view record holds the assistant message whose id the stream's
     `start` carries."""
     message_id = f"msg-{uuid.uuid4().hex}"
-    task = await create_turn(session.session_id, user_id, message_id=message_id)
+    task = await create_turn(session_id, user_id, message_id=message_id, check=check)
     store = get_session_store()
     try:
         if keep is not None:
-            await store.truncate_messages(session.session_id, keep)
+            await store.truncate_messages(session_id, keep)
         records = []
         if message:
             role = "user" if is_user_message else "assistant"
@@ -166,13 +174,13 @@ async def start_turn(
                 complete=False,
             )
         )
-        await store.append_messages(session.session_id, records)
+        await store.append_messages(session_id, records)
         await get_dispatcher().dispatch(
             RunTurn(
                 task_id=task.task_id,
                 context=context,
                 message_id=message_id,
-                session=SessionRef(session_id=session.session_id, user_id=user_id),
+                session=SessionRef(session_id=session_id, user_id=user_id),
             )
         )
     except DispatchError:
