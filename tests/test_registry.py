@@ -237,3 +237,15 @@ async def test_a_publish_brings_the_cancel_flag_back_so_a_writing_worker_need_no
     assert await registry.task_state(task.task_id, fresh_within=60) == ("running", True)
     await tasks.finish(task, "cancelled")
     assert await registry.task_state(task.task_id) == ("cancelled", True)
+
+
+async def test_tasks_read_at_their_end_come_with_their_last_entry_ids(redis_target):
+    one = await tasks.create_turn("s1", None)  # its stream opens with `start`
+    two = await tasks.create_turn("s2", None)
+    [last_of_two] = await registry.publish_chunks(two.task_id, [c.StartStep()])
+    found = await registry.get_tasks_at_end([one.task_id, "no-such-task", two.task_id])
+    assert [(t.task_id, last) for t, last in found] == [
+        (one.task_id, (await get_redis().xrevrange(keys.task_stream(one.task_id)))[0][0]),
+        (two.task_id, last_of_two),
+    ]
+    assert await registry.get_tasks_at_end([]) == []

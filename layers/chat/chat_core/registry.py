@@ -180,6 +180,21 @@ async def get_tasks(task_ids: Sequence[str]) -> list[TaskRecord]:
     return [TaskRecord.from_meta(meta) for meta in await pipe.execute() if meta]
 
 
+async def get_tasks_at_end(task_ids: Sequence[str]) -> list[tuple[TaskRecord, str]]:
+    """The tasks that still exist among `task_ids`, each with its stream's last entry id
+    ("0-0" for none), in one round trip per slot."""
+    pipe = get_redis().pipeline(transaction=False)
+    for task_id in task_ids:
+        pipe.hgetall(keys.task_meta(task_id))
+        pipe.xrevrange(keys.task_stream(task_id), count=1)
+    replies = await pipe.execute() if task_ids else []
+    return [
+        (TaskRecord.from_meta(meta), last[0][0] if last else "0-0")
+        for meta, last in zip(replies[::2], replies[1::2], strict=True)
+        if meta
+    ]
+
+
 async def find_task_by_operation_id(operation_id: str) -> TaskRecord | None:
     task_id = await get_redis().get(keys.operation(operation_id))
     return await get_task(task_id) if task_id else None

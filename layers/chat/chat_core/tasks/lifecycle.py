@@ -31,6 +31,7 @@ from ..registry import (
     TaskRecord,
     get_task,
     get_tasks,
+    get_tasks_at_end,
     now_ms,
     task_keys,
     ttl_ms,
@@ -585,12 +586,10 @@ async def active_task(session_id: str, user_id: str | None = None) -> tuple[Task
     pipe.get(keys.session_turn(session_id))
     pipe.smembers(keys.session_operations(session_id))
     turn_id, operation_ids = await pipe.execute()
-    candidates = [t for t in await get_tasks([turn_id] if turn_id else []) if t.running]
-    if not candidates and operation_ids:
-        running = [t for t in await get_tasks(sorted(operation_ids)) if t.running]
-        candidates = sorted(running, key=lambda t: t.created_at, reverse=True)[:1]
-    if not candidates or not candidates[0].visible_to(user_id):
+    found = [f for f in await get_tasks_at_end([turn_id] if turn_id else []) if f[0].running]
+    if not found and operation_ids:
+        running = [f for f in await get_tasks_at_end(sorted(operation_ids)) if f[0].running]
+        found = sorted(running, key=lambda f: f[0].created_at, reverse=True)[:1]
+    if not found or not found[0][0].visible_to(user_id):
         return None, "0-0"
-    task = candidates[0]
-    entries = await get_redis().xrevrange(keys.task_stream(task.task_id), count=1)
-    return task, entries[0][0] if entries else "0-0"
+    return found[0]
