@@ -413,14 +413,16 @@ async def apply_result(
 
 
 async def _settle_tool_message(task: TaskRecord, content: str) -> None:
-    updated = await get_session_store().update_tool_message(
-        task.session_id, task.tool_call_id, content
+    # The guard goes beside the message: its result is applied, so the call cannot start
+    # again whichever lands first.
+    updated, _ = await asyncio.gather(
+        get_session_store().update_tool_message(task.session_id, task.tool_call_id, content),
+        get_redis().delete(keys.running_operation(task.session_id, task.tool_call_id)),
     )
     if not updated:
         logger.warning(
             "no pending tool message %s in session %s", task.tool_call_id, task.session_id
         )
-    await get_redis().delete(keys.running_operation(task.session_id, task.tool_call_id))
 
 
 # --- Ending ---------------------------------------------------------------------------------
