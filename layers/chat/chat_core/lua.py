@@ -441,7 +441,6 @@ return 1
 # --- Completions (keys: the completions tag) ------------------------------------------------
 # A webhook delivery queued once per (operation, webhook id); a repeat gets the first answer.
 # Never trimmed here: an entry leaves the stream only once acknowledged (see the sweeper).
-# → {answer JSON, 1 if queued now}
 # → {answer, 0} for a repeat | {answer, 1, entry id, then id, data of each entry delivered}
 # A `consumer` takes new entries at once (its own among them, unless `count` older ones
 # were waiting): the request that queued a completion can process it, with the stream and

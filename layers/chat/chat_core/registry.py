@@ -183,11 +183,13 @@ async def get_tasks(task_ids: Sequence[str]) -> list[TaskRecord]:
 async def get_tasks_at_end(task_ids: Sequence[str]) -> list[tuple[TaskRecord, str]]:
     """The tasks that still exist among `task_ids`, each with its stream's last entry id
     ("0-0" for none), in one round trip per slot."""
+    if not task_ids:
+        return []
     pipe = get_redis().pipeline(transaction=False)
     for task_id in task_ids:
         pipe.hgetall(keys.task_meta(task_id))
         pipe.xrevrange(keys.task_stream(task_id), count=1)
-    replies = await pipe.execute() if task_ids else []
+    replies = await pipe.execute()
     return [
         (TaskRecord.from_meta(meta), last[0][0] if last else "0-0")
         for meta, last in zip(replies[::2], replies[1::2], strict=True)
