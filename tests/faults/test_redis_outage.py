@@ -18,6 +18,7 @@ from chat_core import keys, registry, tasks
 from chat_core.chat.service import INTERRUPTED_MARK
 from chat_core.completions.sweeper import sweep
 from chat_core.redis_client import get_redis, reset_clients
+from chat_core.retry import retrying
 from chat_core.sessions import get_session_store
 from chat_core.worker.runner import STORE_UNREACHABLE
 from chat_dev.embedded_redis import EmbeddedCluster, EmbeddedRedis
@@ -71,7 +72,9 @@ async def wait_for_text(task_id: str) -> None:
 
 async def ended(task_id: str, seconds: float = 60) -> registry.TaskRecord:
     for _ in range(int(seconds * 10)):
-        task = await registry.get_task(task_id)
+        # A cluster node just restarted answers CLUSTERDOWN until gossip marks it healthy
+        # again; the test polls through that as a client polls through the API's 503s.
+        task = await retrying(lambda: registry.get_task(task_id))
         if task is not None and not task.running:
             return task
         await asyncio.sleep(0.1)
