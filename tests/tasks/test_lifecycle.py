@@ -96,7 +96,7 @@ async def tool_message(session_id: str, call: str = "call-1") -> str | None:
 
 
 async def expire_now(task: registry.TaskRecord) -> None:
-    await background.drain()  # a claim's index entry lands long before any lease runs out
+    await background.drain()  # what a claim does beside the work lands before any lease runs out
     await get_redis().hset(keys.task_meta(task.task_id), "lease_until", "1")
     await get_redis().zadd(keys.RUNNING_TASKS, {task.task_id: 1})
 
@@ -263,6 +263,24 @@ async def test_only_the_first_claim_wins_and_it_announces_the_task(redis_target)
     assert [e.type for e in events] == ["task_started"]
     await lifecycle.finish(task, "completed")
     assert await lifecycle.claim(task.task_id, "w3") == ("not-running", None)
+
+
+async def test_a_claim_moves_the_index_only_when_it_was_due_after_the_new_lease(redis_target):
+    """The sweeper must look no later than the new lease runs out: a queued turn's index entry
+    already does; an awaited operation's (its webhook deadline) is brought forward."""
+    r = get_redis()
+    turn = await lifecycle.create_turn("s1", "u1")
+    queued_at = await r.zscore(keys.RUNNING_TASKS, turn.task_id)
+    _, claimed = await lifecycle.claim(turn.task_id, "w1")
+    await background.drain()
+    assert await r.zscore(keys.RUNNING_TASKS, turn.task_id) == queued_at <= claimed.lease_until_ms
+
+    operation = await pending_operation(await new_session())
+    deadline = await r.zscore(keys.RUNNING_TASKS, operation.task_id)
+    _, claimed = await lifecycle.claim(operation.task_id, "w2")
+    await background.drain()
+    assert deadline > claimed.lease_until_ms
+    assert await r.zscore(keys.RUNNING_TASKS, operation.task_id) == claimed.lease_until_ms
 
 
 async def test_the_cancel_flag_reaches_the_worker_through_its_lease_refresh(redis_target):

@@ -121,17 +121,19 @@ return ids
     rest="chunks",
 )
 
-# → the claimed task's meta (HGETALL, flat) | 'taken' | 'not-running'
+# → {the lease it had, then the claimed task's meta (HGETALL, flat)} | 'taken' | 'not-running'
 TASK_CLAIM = Script(
     "meta stream",
     "now_ms:n ttl_ms:n worker lease_ms:n",
     """
-local st = redis.call('HMGET', meta, 'status', 'worker')
+local st = redis.call('HMGET', meta, 'status', 'worker', 'lease_until')
 if st[1] ~= 'running' then return 'not-running' end
 if st[2] and st[2] ~= '' then return 'taken' end
 redis.call('HSET', meta, 'worker', worker, 'phase', 'working', 'lease_until', now_ms + lease_ms)
 keep_alive(meta, stream, ttl_ms, now_ms)
-return redis.call('HGETALL', meta)
+local reply = redis.call('HGETALL', meta)
+table.insert(reply, 1, st[3] or '0')
+return reply
 """,
 )
 

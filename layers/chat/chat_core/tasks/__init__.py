@@ -13,7 +13,7 @@ closing chunks; while running it is in a phase:
 |--------------------|-------------------|--------------------|--------------------------------------------------|
 | -                  | `start_turn`      | running / queued   | session's turn pointer (429 if a turn runs), sweeper index, user message saved, worker dispatched |
 | -                  | `create_operation`| running / queued   | session's operation set, sweeper index, stream opens with the tool's input |
-| queued             | `claim`           | running / working  | worker lease, `task_started`                      |
+| queued             | `claim`           | running / working  | worker lease, `task_started` (index moved only if it was due later) |
 | working            | `refresh`         | working            | lease and every key's TTL extended; reports cancel |
 | queued             | `await_operation` | running / awaiting | lease = operation timeout (the webhook's window)  |
 | awaiting, working  | `apply_result`    | queued (or working, for the worker that ran the tool) | result chunks once, pending tool message becomes the result, guard released |

@@ -298,20 +298,29 @@ async def claim(task_id: str, worker_id: str) -> tuple[str, TaskRecord | None]:
     if isinstance(outcome, str):
         return outcome, None
     # The script answers with the claimed task's meta: no second read before the work starts.
-    task = TaskRecord.from_meta(dict(zip(outcome[::2], outcome[1::2], strict=True)))
-    # Beside the work, not ahead of it: the sweeper judges a task by the lease in its meta
-    # (the index entry only says where to look), and the notice is for pages. The task's
-    # end waits for them, so they never land after it.
+    had_lease, *flat = outcome
+    task = TaskRecord.from_meta(dict(zip(flat[::2], flat[1::2], strict=True)))
+    # The sweeper judges a task by the lease in its meta; the index entry (the lease it had)
+    # only says when to look. A queued task's entry is due before this new lease, so it stays
+    # until the first refresh moves it; only a longer one (an awaited operation's deadline)
+    # is brought forward. Beside the work, with the notice for pages: the task's end waits
+    # for them, so they never land after it.
+    lease_until = now + _lease_ms()
+    reindex = int(had_lease) > lease_until
     _claiming[task_id] = background.spawn(
-        _claimed(task, now + _lease_ms()), name=f"claimed:{task_id}"
+        _claimed(task, lease_until if reindex else None), name=f"claimed:{task_id}"
     )
     return "ok", task
 
 
-async def _claimed(task: TaskRecord, lease_until: int) -> None:
+async def _claimed(task: TaskRecord, reindex_at: int | None) -> None:
     started = SessionEvent(type="task_started", session_id=task.session_id, task_id=task.task_id)
     try:
-        await asyncio.gather(_extend_index(task, lease_until), notify(task.user_id, started))
+        notice = notify(task.user_id, started)
+        if reindex_at is None:
+            await notice
+        else:
+            await asyncio.gather(_extend_index(task, reindex_at), notice)
     finally:
         _claiming.pop(task.task_id, None)
 
