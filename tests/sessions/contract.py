@@ -341,14 +341,12 @@ class SessionStoreContract:
         before = await store.get("s1", user_id="u1")
         assert before is not None
 
-        assert (
-            await store.update_tool_message("s1", "call_9", '{"status":"done","agent":"a1"}')
-            is True
-        )
+        result = '{"status":"done","agent":"a1","note":"über / ✓ \\n \\u0000"}'
+        assert await store.update_tool_message("s1", "call_9", result) is True
 
         after = await store.get("s1", user_id="u1")
         assert after is not None
-        assert after.messages[2].content == '{"status":"done","agent":"a1"}'
+        assert after.messages[2].content == result
         assert after.messages[2].model_dump(exclude={"content"}) == before.messages[2].model_dump(
             exclude={"content"}
         )

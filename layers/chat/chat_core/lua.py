@@ -385,34 +385,28 @@ return owner
 """,
 )
 
-# → {index, message JSON} of the last tool message answering the call, or nil. Only reads:
-# messages are written by pydantic alone, never re-encoded by cjson (which would turn [] into {}).
-SESSION_FIND_TOOL_MESSAGE = Script(
+# The tool message answering `tool_call_id` (the last one) gets `content`: found and replaced
+# in one step, so no other write can slip in between. Re-encoded by cjson, which keeps what
+# a message holds (key order is free) except an empty list, written as {}: the one a tool
+# message can have, `tool_calls`, is put back. → the owner, or false
+SESSION_SETTLE_TOOL_MESSAGE = Script(
     _SESSION_KEYS,
-    "tool_call_id",
-    """
+    "tool_call_id content now ttl_ms:n",
+    _SESSION
+    + """
 local all = redis.call('LRANGE', messages, 0, -1)
 for i = #all, 1, -1 do
   local message = cjson.decode(all[i])
   if message.role == 'tool' and message.tool_call_id == tool_call_id then
-    return {i - 1, all[i]}
+    message.content = content
+    local encoded = string.gsub(cjson.encode(message), '"tool_calls":{}', '"tool_calls":[]')
+    redis.call('LSET', messages, i - 1, encoded)
+    redis.call('HSET', meta, 'updated_at', now)
+    touch(ttl_ms)
+    return redis.call('HGET', meta, 'user_id') or ''
   end
 end
 return false
-""",
-)
-
-# → the owner, or nil if the message changed since it was read
-SESSION_REPLACE_MESSAGE = Script(
-    _SESSION_KEYS,
-    "now ttl_ms:n index expected replacement",
-    _SESSION
-    + """
-if redis.call('LINDEX', messages, index) ~= expected then return false end
-redis.call('LSET', messages, index, replacement)
-redis.call('HSET', meta, 'updated_at', now)
-touch(ttl_ms)
-return redis.call('HGET', meta, 'user_id') or ''
 """,
 )
 

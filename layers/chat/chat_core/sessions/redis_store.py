@@ -174,29 +174,19 @@ class RedisSessionStore:
         return bool(truncated)
 
     async def update_tool_message(self, session_id: str, tool_call_id: str, content: str) -> bool:
-        # Find, then compare-and-set: a retry happens only when another writer changed
-        # that very message in between, so this cannot spin.
-        while True:
-            found = await _run(lua.SESSION_FIND_TOOL_MESSAGE, session_id, tool_call_id=tool_call_id)
-            if found is None:
-                return False
-            index, old = found
-            new = _dump(
-                ChatMessage.model_validate_json(old).model_copy(update={"content": content})
-            )
-            now = utcnow()
-            owner = await _run(
-                lua.SESSION_REPLACE_MESSAGE,
-                session_id,
-                now=_iso(now),
-                ttl_ms=_ttl_ms(),
-                index=index,
-                expected=old,
-                replacement=new,
-            )
-            if owner is not None:
-                await _index(owner, session_id, now)
-                return True
+        now = utcnow()
+        owner = await _run(
+            lua.SESSION_SETTLE_TOOL_MESSAGE,
+            session_id,
+            tool_call_id=tool_call_id,
+            content=content,
+            now=_iso(now),
+            ttl_ms=_ttl_ms(),
+        )
+        if owner is None:
+            return False
+        await _index(owner, session_id, now)
+        return True
 
 
 async def _run(script: lua.Script, session_id: str, rest: Sequence[str] = (), **args: Any) -> Any:
