@@ -59,8 +59,9 @@ async def accept_webhook(
     error: str | None = None,
 ) -> WebhookAnswer:
     seen = keys.webhook_seen(operation_id, webhook_id)
-    first, task = await asyncio.gather(
-        get_redis().get(seen), registry.find_task_by_operation_id(operation_id)
+    # The lookup (two round trips) is sent first: the dedupe read (one) is not the longer wait.
+    task, first = await asyncio.gather(
+        registry.find_task_by_operation_id(operation_id), get_redis().get(seen)
     )
     if first is not None:
         return _answer(first, queued=False)

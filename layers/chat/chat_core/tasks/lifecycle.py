@@ -415,7 +415,8 @@ async def apply_result(
         return outcome
     settle = _settle_tool_message(task, _result_message(success, result, error))
     if outcome == "applied" and not worker:
-        await asyncio.gather(_extend_index(task, lease_until), settle)
+        # The settled message is what the continuation waits for: its write goes out first.
+        await asyncio.gather(settle, _extend_index(task, lease_until))
     else:
         await settle
     return outcome
