@@ -5,8 +5,9 @@ connection is broken, and given up (the error raised) once the budget is spent.
 
 Only connection errors, timeouts and a cluster's CLUSTERDOWN or TRYAGAIN (a node that
 has just come back, a slot moving: the command did not run) are retried: a script that
-Redis ran and refused is an answer, not a blip. A write whose answer was lost may have happened, so what is
-retried must be safe to repeat (task writes carry a writer id and batch number for that).
+Redis ran and refused is an answer, not a blip. A write whose answer was lost may have
+happened, so what is retried must be safe to repeat (task writes carry a writer id and
+batch number for that).
 """
 
 from __future__ import annotations

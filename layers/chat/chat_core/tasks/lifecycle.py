@@ -315,12 +315,11 @@ async def claim(task_id: str, worker_id: str) -> tuple[str, TaskRecord | None]:
 
 async def _claimed(task: TaskRecord, reindex_at: int | None) -> None:
     started = SessionEvent(type="task_started", session_id=task.session_id, task_id=task.task_id)
+    writes = [notify(task.user_id, started)]
+    if reindex_at is not None:
+        writes.append(_extend_index(task, reindex_at))
     try:
-        notice = notify(task.user_id, started)
-        if reindex_at is None:
-            await notice
-        else:
-            await asyncio.gather(_extend_index(task, reindex_at), notice)
+        await asyncio.gather(*writes)
     finally:
         _claiming.pop(task.task_id, None)
 
