@@ -127,6 +127,7 @@ async def test_a_finished_task_stops_its_publisher_at_its_next_write(redis_targe
 async def test_a_failed_write_behind_surfaces_on_the_next_send_and_on_close(redis_target):
     task = await tasks.create_turn("s", None)  # its stream opens with `start`
     out = ChunkPublisher(task.task_id)
+    await out.send(c.TextDelta(id="a", delta="x"))  # a part's first words: waited for
     await tasks.finish(task, "cancelled")
     await out.send(c.TextDelta(id="a", delta="y"))  # written behind: fails in the background
     await asyncio.sleep(0.1)
@@ -134,6 +135,27 @@ async def test_a_failed_write_behind_surfaces_on_the_next_send_and_on_close(redi
         await out.send(c.TextDelta(id="a", delta="z"))
     with pytest.raises(registry.TaskNotRunning):
         await out.aclose()
+
+
+async def test_a_parts_first_words_are_in_the_stream_when_send_returns(redis_target):
+    task = await tasks.create_turn("s", None)  # its stream opens with `start`
+    out = ChunkPublisher(task.task_id)
+    await out.send(c.StartStep())
+    await out.send(c.ReasoningStart(id="r"))
+    await out.send(c.ReasoningDelta(id="r", delta="Hmm"))
+    assert [e["type"] for e in await stored(task.task_id)] == [
+        "start",
+        "start-step",
+        "reasoning-start",
+        "reasoning-delta",
+    ]
+    await out.send(c.TextStart(id="a"))
+    await out.send(c.TextDelta(id="a", delta="Hi"))
+    assert (await stored(task.task_id))[-1] == {"type": "text-delta", "id": "a", "delta": "Hi"}
+    await out.send(c.TextDelta(id="a", delta=" there"))  # the rest: written behind
+    assert (await stored(task.task_id))[-1]["delta"] == "Hi"
+    await out.aclose()
+    assert (await stored(task.task_id))[-1] == {"type": "text-delta", "id": "a", "delta": " there"}
 
 
 async def test_a_step_opening_goes_out_with_what_the_step_says_first(redis_target):

@@ -15,7 +15,11 @@ trip; a burst costs a handful of writes. The writer runs when the producer next 
 turn yields to the loop after each model event, so the chunks of one event go out in one
 write).
 
-`send` does not wait for a delta or for a chunk that opens a part. `start-step` does not
+`send` does not wait for a delta or for a chunk that opens a part, except for a part's
+first words: those are in the stream before the producer reads on. On one event loop the
+model's next events would otherwise be parsed while the write's answer and its readers'
+delivery wait in line, and the first words are what a reader waits for most; the producer
+pays one round trip per part, the tokens meanwhile wait in the socket. `start-step` does not
 even start a write: it goes out with whatever the step says first, so the model's first
 words never queue behind a write of their own step's opening (a reader sees no difference:
 the step shows nothing before them). A chunk that closes
@@ -55,6 +59,8 @@ from .settings import get_settings
 MAX_PENDING = 256
 # What `send` does not wait for: the words as they come, and the chunks that open a part.
 _WRITTEN_BEHIND = (TextDelta, ReasoningDelta, StartStep, TextStart, ReasoningStart, ToolInputStart)
+# What a part says: its first one waits for its write.
+_DELTAS = (TextDelta, ReasoningDelta)
 # What waits for the next chunk to be written with it.
 _RIDES_ALONG = (StartStep,)
 
@@ -74,6 +80,7 @@ class ChunkPublisher:
         self._closing = False
         self._failure: BaseException | None = None
         self.entry_ids: list[str] = []
+        self._opened: set[str] = set()  # the parts whose first words were written
 
     async def __aenter__(self) -> ChunkPublisher:
         return self
@@ -96,7 +103,14 @@ class ChunkPublisher:
             self._writer = asyncio.create_task(self._write_behind())
         if not isinstance(chunk, _RIDES_ALONG):
             self._wake.set()
-        if not isinstance(chunk, _WRITTEN_BEHIND) or len(self._pending) >= MAX_PENDING:
+        first_words = isinstance(chunk, _DELTAS) and chunk.id not in self._opened
+        if first_words:
+            self._opened.add(chunk.id)
+        if (
+            first_words
+            or not isinstance(chunk, _WRITTEN_BEHIND)
+            or len(self._pending) >= MAX_PENDING
+        ):
             await self.flush()
 
     async def _write_behind(self) -> None:
