@@ -59,8 +59,6 @@ from .settings import get_settings
 MAX_PENDING = 256
 # What `send` does not wait for: the words as they come, and the chunks that open a part.
 _WRITTEN_BEHIND = (TextDelta, ReasoningDelta, StartStep, TextStart, ReasoningStart, ToolInputStart)
-# What a part says: its first one waits for its write.
-_DELTAS = (TextDelta, ReasoningDelta)
 # What waits for the next chunk to be written with it.
 _RIDES_ALONG = (StartStep,)
 
@@ -103,9 +101,10 @@ class ChunkPublisher:
             self._writer = asyncio.create_task(self._write_behind())
         if not isinstance(chunk, _RIDES_ALONG):
             self._wake.set()
-        first_words = isinstance(chunk, _DELTAS) and chunk.id not in self._opened
-        if first_words:
+        first_words = False
+        if isinstance(chunk, (TextDelta, ReasoningDelta)) and chunk.id not in self._opened:
             self._opened.add(chunk.id)
+            first_words = True
         if (
             first_words
             or not isinstance(chunk, _WRITTEN_BEHIND)
