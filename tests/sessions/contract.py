@@ -12,6 +12,7 @@ moto) and "dynamodb+cache" (test_cache.py, moto behind the Redis read cache).
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,6 +23,7 @@ from chat_core.sessions import (
     SessionStore,
     Usage,
 )
+from chat_core.sessions.models import OPERATION_PENDING
 
 
 def user(text: str) -> ChatMessage:
@@ -379,6 +381,31 @@ class SessionStoreContract:
         [message] = found.messages
         assert message.content in {f"result-{i}" for i in range(8)}
         assert (message.tool_call_id, message.tool_calls, message.sequence) == ("c1", [], 0)
+
+    async def test_a_result_replaces_only_a_pending_tool_message_when_asked(
+        self, store: SessionStore
+    ):
+        await store.create(user_id="u1", session_id="s1")
+        pending = json.dumps({"type": OPERATION_PENDING, "operation_id": "op1"})
+        await store.append_messages(
+            "s1",
+            [
+                ChatMessage(role="tool", content=pending, tool_call_id="c1"),
+                ChatMessage(role="tool", content=pending, tool_call_id="c2"),
+            ],
+        )
+        # A cancel's error came first (replacing whatever it finds): the result keeps off.
+        assert await store.update_tool_message("s1", "c1", '{"error":"cancelled"}') is True
+        assert await store.update_tool_message("s1", "c1", "result", if_pending=True) is False
+        # Results racing for one pending message: exactly one of them is written.
+        won = await asyncio.gather(
+            *(store.update_tool_message("s1", "c2", f"r{i}", if_pending=True) for i in range(6))
+        )
+        assert won.count(True) == 1
+        found = await store.get("s1", user_id="u1")
+        assert found is not None
+        assert found.messages[0].content == '{"error":"cancelled"}'
+        assert found.messages[1].content == f"r{won.index(True)}"
 
     # --- timestamps -------------------------------------------------------------------------------
     async def test_writes_move_updated_at_forward(self, store: SessionStore):

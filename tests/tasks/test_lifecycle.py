@@ -377,6 +377,24 @@ async def test_an_operation_result_is_applied_once(redis_target):
     assert await lifecycle.acquire_guard(session_id, "call-1", "again")
 
 
+async def test_an_applied_result_brings_the_sweepers_look_forward_to_its_new_lease(
+    redis_target,
+):
+    r = get_redis()
+    session_id = await new_session()
+    operation = await pending_operation(session_id)
+    deadline = await r.zscore(keys.RUNNING_TASKS, operation.task_id)
+    assert await lifecycle.apply_result(operation, True, {"ok": True}, None) == "applied"
+    queued = await registry.get_task(operation.task_id)
+    assert await r.zscore(keys.RUNNING_TASKS, operation.task_id) == queued.lease_until_ms
+    assert queued.lease_until_ms < deadline
+    # An ended task has left the index, and a late duplicate does not put it back.
+    await lifecycle.finish(queued, "completed")
+    assert await lifecycle.apply_result(operation, True, {"ok": True}, None) == "not-running"
+    assert not await is_indexed(operation.task_id)
+    assert json.loads(await tool_message(session_id)) == {"ok": True}
+
+
 async def test_a_result_for_another_operation_or_a_finished_one_changes_nothing(redis_target):
     session_id = await new_session()
     operation = await pending_operation(session_id)

@@ -388,16 +388,24 @@ return owner
 # The tool message answering `tool_call_id` (the last one) gets `content`: found and replaced
 # in one step, so no other write can slip in between. Re-encoded by cjson, which keeps what
 # a message holds (key order is free) except an empty list, written as {}: the one a tool
-# message can have, `tool_calls`, is put back. → the owner, or false
+# message can have, `tool_calls`, is put back. With `pending` (a type), only a message whose
+# content is still of that type is replaced. → the owner, or false when none was replaced
 SESSION_SETTLE_TOOL_MESSAGE = Script(
     _SESSION_KEYS,
-    "tool_call_id content now ttl_ms:n",
+    "tool_call_id content pending now ttl_ms:n",
     _SESSION
     + """
+local function is_pending(text)
+  local ok, parsed = pcall(cjson.decode, text)
+  return ok and type(parsed) == 'table' and parsed.type == pending
+end
 local all = redis.call('LRANGE', messages, 0, -1)
 for i = #all, 1, -1 do
   local message = cjson.decode(all[i])
   if message.role == 'tool' and message.tool_call_id == tool_call_id then
+    if pending ~= '' and not (type(message.content) == 'string' and is_pending(message.content)) then
+      return false
+    end
     message.content = content
     local encoded = string.gsub(cjson.encode(message), '"tool_calls":{}', '"tool_calls":[]')
     redis.call('LSET', messages, i - 1, encoded)

@@ -27,7 +27,7 @@ from typing import Any
 
 from .. import tasks
 from ..protocol.chunks import Chunk, Data, ToolOutputAvailable, ToolOutputError
-from ..sessions.models import ChatMessage
+from ..sessions.models import OPERATION_PENDING, ChatMessage
 from ..tools import Tool, ToolContext, ToolError, ToolRegistry
 from ..worker.dispatch import get_dispatcher
 from ..worker.jobs import RunTool
@@ -77,7 +77,7 @@ async def start(
         "tool_name": tool.name,
     }
     # Saved before the external call: its webhook may arrive before that call returns.
-    await answer({"type": "operation_pending", **ids, "message": f"{tool.name} is running."})
+    await answer({"type": OPERATION_PENDING, **ids, "message": f"{tool.name} is running."})
     try:
         if tool.delegated:
             # Awaiting before the call: the webhook may beat the 202 back.

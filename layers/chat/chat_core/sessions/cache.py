@@ -85,9 +85,13 @@ class CachedSessionStore:
         async with _writing(session_id):
             return await self.inner.truncate_messages(session_id, keep)
 
-    async def update_tool_message(self, session_id: str, tool_call_id: str, content: str) -> bool:
+    async def update_tool_message(
+        self, session_id: str, tool_call_id: str, content: str, *, if_pending: bool = False
+    ) -> bool:
         async with _writing(session_id):
-            return await self.inner.update_tool_message(session_id, tool_call_id, content)
+            return await self.inner.update_tool_message(
+                session_id, tool_call_id, content, if_pending=if_pending
+            )
 
 
 @asynccontextmanager

@@ -28,7 +28,7 @@ from botocore.exceptions import ClientError
 
 from ..settings import get_settings
 from .dynamodb_table import USER_SESSIONS_INDEX
-from .models import ChatMessage, ChatSession, SessionSummary, Usage, utcnow
+from .models import ChatMessage, ChatSession, SessionSummary, Usage, is_pending_result, utcnow
 from .store import SessionNotFound
 
 META = "META"
@@ -99,8 +99,12 @@ class DynamoDBSessionStore:
     async def truncate_messages(self, session_id: str, keep: int) -> bool:
         return await asyncio.to_thread(self._truncate, session_id, max(keep, 0))
 
-    async def update_tool_message(self, session_id: str, tool_call_id: str, content: str) -> bool:
-        return await asyncio.to_thread(self._update_tool_message, session_id, tool_call_id, content)
+    async def update_tool_message(
+        self, session_id: str, tool_call_id: str, content: str, *, if_pending: bool = False
+    ) -> bool:
+        return await asyncio.to_thread(
+            self._update_tool_message, session_id, tool_call_id, content, if_pending
+        )
 
     # --- synchronous work --------------------------------------------------------------
     def _create(self, user_id: str | None, session_id: str | None) -> ChatSession:
@@ -282,7 +286,9 @@ class DynamoDBSessionStore:
         item = {**_key(session_id, f"{USAGE_PREFIX}{number:010d}"), "body": usage.model_dump_json()}
         self._client.put_item(TableName=self.table_name, Item=_item(item))
 
-    def _update_tool_message(self, session_id: str, tool_call_id: str, content: str) -> bool:
+    def _update_tool_message(
+        self, session_id: str, tool_call_id: str, content: str, if_pending: bool
+    ) -> bool:
         # Find, then compare-and-set the message body: a retry happens only when another
         # writer changed that very message in between, so this cannot spin.
         while True:
@@ -290,7 +296,10 @@ class DynamoDBSessionStore:
             if found is None:
                 return False
             old = found["body"]
-            message = ChatMessage.model_validate_json(old).model_copy(update={"content": content})
+            message = ChatMessage.model_validate_json(old)
+            if if_pending and not is_pending_result(message.content):
+                return False
+            message = message.model_copy(update={"content": content})
             try:
                 self._client.update_item(
                     TableName=self.table_name,

@@ -14,15 +14,28 @@ folded from its stream). View records are for readers only: the model never sees
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+# The `type` of a tool message's content while its operation runs: the one content a
+# result may replace (see `SessionStore.update_tool_message`).
+OPERATION_PENDING = "operation_pending"
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def is_pending_result(content: str | None) -> bool:
+    try:
+        parsed = json.loads(content or "")
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and parsed.get("type") == OPERATION_PENDING
 
 
 class ChatMessage(BaseModel):

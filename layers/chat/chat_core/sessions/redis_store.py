@@ -25,7 +25,7 @@ from typing import Any
 from .. import keys, lua
 from ..redis_client import get_redis
 from ..settings import get_settings
-from .models import ChatMessage, ChatSession, SessionSummary, Usage, utcnow
+from .models import OPERATION_PENDING, ChatMessage, ChatSession, SessionSummary, Usage, utcnow
 from .store import SessionNotFound
 
 
@@ -173,13 +173,16 @@ class RedisSessionStore:
         )
         return bool(truncated)
 
-    async def update_tool_message(self, session_id: str, tool_call_id: str, content: str) -> bool:
+    async def update_tool_message(
+        self, session_id: str, tool_call_id: str, content: str, *, if_pending: bool = False
+    ) -> bool:
         now = utcnow()
         owner = await _run(
             lua.SESSION_SETTLE_TOOL_MESSAGE,
             session_id,
             tool_call_id=tool_call_id,
             content=content,
+            pending=OPERATION_PENDING if if_pending else "",
             now=_iso(now),
             ttl_ms=_ttl_ms(),
         )

@@ -55,6 +55,9 @@ class SessionStore(Protocol):
         """Drop every message from sequence `keep` on (an edit or a regenerate rewinds the
         conversation); the next append continues at `keep`. False when the session is gone."""
 
-    async def update_tool_message(self, session_id: str, tool_call_id: str, content: str) -> bool:
+    async def update_tool_message(
+        self, session_id: str, tool_call_id: str, content: str, *, if_pending: bool = False
+    ) -> bool:
         """Replace the content of the tool message answering `tool_call_id` (a pending
-        long-running operation becoming its result). False when there is none."""
+        long-running operation becoming its result); with `if_pending`, only while it is
+        still the pending one (`models.OPERATION_PENDING`). False when nothing was replaced."""

@@ -8,7 +8,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 from .. import background, keys, lua
 from ..notifications import SessionEvent, notify
@@ -394,44 +394,48 @@ def _result_message(success: bool, result: Any, error: str | None) -> str:
 async def apply_result(
     task: TaskRecord, success: bool, result: Any, error: str | None, *, worker: str = ""
 ) -> Literal["applied", "duplicate", "not-running", "wrong-operation"]:
-    """An operation's result: into its task stream once, then the pending tool message
-    becomes the result and the guard goes (both repeated by a duplicate, so a redelivery
-    after a crash finishes what was left). The task is then queued for the worker that
-    writes the continuation, unless `worker` holds it (it ran the tool and continues).
-    Nothing happens to a task that finished meanwhile (a cancel that came first wins)."""
+    """An operation's result: into its task stream once; the pending tool message becomes
+    the result and the guard goes (a duplicate repeats both, so a redelivery after a crash
+    finishes what was left). The task is then queued for the worker that writes the
+    continuation, unless `worker` holds it (it ran the tool and continues). Nothing
+    happens to a task that finished meanwhile (a cancel that came first wins).
+
+    The three writes go out together, in one round trip: the continuation waits for the
+    first two. The message is replaced only while it is pending, and an end without a
+    result replaces it whatever it holds (`_after_end`), so a cancel racing the result
+    leaves the message and the stream telling the same story in either order. The index
+    entry is only moved, never added: a task that ended meanwhile has left it."""
     now = now_ms()
     lease_until = now + _lease_ms()
-    outcome = await lua.TASK_APPLY_RESULT(
-        **task_keys(task.task_id),
-        now_ms=now,
-        ttl_ms=ttl_ms(),
-        operation_id=task.operation_id,
-        worker=worker,
-        lease_until=lease_until,
-        rest=[wire(c) for c in result_chunks(task.tool_call_id, success, result, error)],
-    )
-    if outcome not in ("applied", "duplicate"):
-        return outcome
-    settle = _settle_tool_message(task, _result_message(success, result, error))
-    if outcome == "applied" and not worker:
-        # The settled message is what the continuation waits for: its write goes out first.
-        await asyncio.gather(settle, _extend_index(task, lease_until))
-    else:
-        await settle
-    return outcome
+    writes: list[Awaitable[Any]] = [
+        lua.TASK_APPLY_RESULT(
+            **task_keys(task.task_id),
+            now_ms=now,
+            ttl_ms=ttl_ms(),
+            operation_id=task.operation_id,
+            worker=worker,
+            lease_until=lease_until,
+            rest=[wire(c) for c in result_chunks(task.tool_call_id, success, result, error)],
+        ),
+        _settle_tool_message(task, _result_message(success, result, error)),
+    ]
+    if not worker:  # the sweeper looks again when the new lease ends
+        writes.append(get_redis().zadd(keys.RUNNING_TASKS, {task.task_id: lease_until}, xx=True))
+    outcome, *_ = await asyncio.gather(*writes)
+    return cast(Literal["applied", "duplicate", "not-running", "wrong-operation"], outcome)
 
 
 async def _settle_tool_message(task: TaskRecord, content: str) -> None:
     # The guard goes beside the message: its result is applied, so the call cannot start
     # again whichever lands first.
     updated, _ = await asyncio.gather(
-        get_session_store().update_tool_message(task.session_id, task.tool_call_id, content),
+        get_session_store().update_tool_message(
+            task.session_id, task.tool_call_id, content, if_pending=True
+        ),
         get_redis().delete(keys.running_operation(task.session_id, task.tool_call_id)),
     )
-    if not updated:
-        logger.warning(
-            "no pending tool message %s in session %s", task.tool_call_id, task.session_id
-        )
+    if not updated:  # a duplicate, or a cancel that came first
+        logger.info("no pending tool message %s in session %s", task.tool_call_id, task.session_id)
 
 
 # --- Ending ---------------------------------------------------------------------------------
