@@ -98,6 +98,10 @@ async def test_a_repeated_webhook_id_gets_the_first_answer_and_changes_nothing(
     await tasks.finish(operation, "cancelled")
     again = await api.post(url(operation.operation_id), content=body, headers=headers)
     assert (again.status_code, again.text) == (202, answers[0].text)
+    # And once the operation itself has expired, while its dedupe record lives on.
+    await get_redis().delete(keys.operation(operation.operation_id))
+    again = await api.post(url(operation.operation_id), content=body, headers=headers)
+    assert (again.status_code, again.text) == (202, answers[0].text)
     assert await queued() == 1
 
 

@@ -37,6 +37,7 @@ async def test_a_worker_killed_before_dispatching_leaves_a_job_the_sweeper_finis
     assert await consumer.drain("worker-that-dies") == 1  # applied, never acknowledged
     pending = await get_redis().xpending(keys.COMPLETIONS, keys.COMPLETIONS_GROUP)
     assert pending["pending"] == 1
+    assert await get_redis().hlen(keys.COMPLETION_FAILURES) == 1  # why, for a dead letter
 
     set_dispatcher(working)
     settings_env(completions_claim_idle_ms=0)
@@ -47,6 +48,7 @@ async def test_a_worker_killed_before_dispatching_leaves_a_job_the_sweeper_finis
     assert [c["type"] for c in chunks].count("tool-output-available") == 1
     assert text_of(chunks) == "Finished after the crash."
     assert (await get_redis().xpending(keys.COMPLETIONS, keys.COMPLETIONS_GROUP))["pending"] == 0
+    assert await get_redis().hlen(keys.COMPLETION_FAILURES) == 0  # forgotten once it went through
     assert (await sweep()).claimed == 0  # nothing left to redo
 
 

@@ -85,10 +85,16 @@ async def _read_group(consumer: str, count: int, block_ms: int | None) -> Any:
 
 
 async def process_entry(
-    entry_id: str, fields: dict[str, str] | None, *, task: registry.TaskRecord | None = None
+    entry_id: str,
+    fields: dict[str, str] | None,
+    *,
+    task: registry.TaskRecord | None = None,
+    redelivered: bool = False,
 ) -> str:
     """Apply one entry; acknowledge unless it raised. Returns what happened. `task`: the
-    entry's task, when the caller has just read it (not read again)."""
+    entry's task, when the caller has just read it (not read again). `redelivered`: the
+    entry was delivered before (claimed from a consumer that did not finish it), so a
+    failure of that delivery may be on record."""
     try:
         outcome = await _apply(fields, task)
     except Exception as exc:
@@ -99,11 +105,14 @@ async def process_entry(
         await get_redis().hset(keys.COMPLETION_FAILURES, entry_id, reason)
         count("CompletionFailures")
         return "failed"
-    await acknowledge(entry_id)
+    await _acknowledge(entry_id, forget_failure=redelivered)
     return outcome
 
 
-async def acknowledge(entry_id: str) -> None:
+async def _acknowledge(entry_id: str, *, forget_failure: bool) -> None:
+    if not forget_failure:  # a first delivery: no failure of it can be on record
+        await get_redis().xack(keys.COMPLETIONS, keys.COMPLETIONS_GROUP, entry_id)
+        return
     pipe = get_redis().pipeline(transaction=False)
     pipe.xack(keys.COMPLETIONS, keys.COMPLETIONS_GROUP, entry_id)
     pipe.hdel(keys.COMPLETION_FAILURES, entry_id)
@@ -211,7 +220,7 @@ async def claim_stale(consumer: str, *, max_rounds: int = 100) -> tuple[int, int
                 await dead_letter(entry_id, fields, times)
                 dead += 1
             else:
-                await process_entry(entry_id, fields)
+                await process_entry(entry_id, fields, redelivered=True)
         if cursor in ("0-0", "0"):
             break
     return claimed, dead

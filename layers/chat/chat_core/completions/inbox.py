@@ -18,7 +18,6 @@ trimmed before they are acknowledged.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import uuid
@@ -59,13 +58,12 @@ async def accept_webhook(
     error: str | None = None,
 ) -> WebhookAnswer:
     seen = keys.webhook_seen(operation_id, webhook_id)
-    # The lookup (two round trips) is sent first: the dedupe read (one) is not the longer wait.
-    task, first = await asyncio.gather(
-        registry.find_task_by_operation_id(operation_id), get_redis().get(seen)
-    )
-    if first is not None:
-        return _answer(first, queued=False)
+    # A repeat is answered from its dedupe record by whichever step below finds it, so the
+    # record is read up front only when there is no operation (it may outlive the operation).
+    task = await registry.find_task_by_operation_id(operation_id)
     if task is None:
+        if (first := await get_redis().get(seen)) is not None:
+            return _answer(first, queued=False)
         raise UnknownOperation(operation_id)
     settings = get_settings()
     dedupe_seconds = settings.webhook_dedupe_seconds
