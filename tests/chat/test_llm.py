@@ -3,6 +3,7 @@ provider, against the scripted model over real HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -13,6 +14,7 @@ from chat_core.chat.llm import (
     get_llm_client,
     open_stream,
     provider_metadata,
+    reset_llm_clients,
 )
 from chat_core.chat.service import TurnFailed, stream_chat_completion
 from chat_core.sessions import get_session_store
@@ -141,3 +143,32 @@ async def test_complete_sends_what_create_would_and_returns_the_reply_as_json(mo
     assert created.choices[0].message.content == "Trip to Rome"
     raw, typed = model.chat_requests[-2:]
     assert raw.body == typed.body and raw.body["session_id"] == "s1"
+
+
+def connections_to(port: int) -> int:
+    """This host's open TCP connections whose far end is `port` (Linux: /proc/net/tcp)."""
+    established = "01"
+    with open("/proc/net/tcp") as table:
+        rows = [line.split() for line in table.readlines()[1:]]
+    return sum(row[3] == established and int(row[2].split(":")[1], 16) == port for row in rows)
+
+
+async def test_a_burst_of_calls_leaves_only_the_configured_idle_connections_open(
+    model, settings_env
+):
+    """Every call looks at each idle connection: a burst must not leave a hundred behind."""
+    settings_env(llm_keepalive_connections=3)
+    reset_llm_clients()
+
+    async def call() -> None:
+        stream = await open_stream(
+            {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+        )
+        async with stream:
+            async for _ in stream:
+                await asyncio.sleep(0.01)  # the calls overlap: each needs its own connection
+
+    await asyncio.gather(*(call() for _ in range(12)))
+    assert connections_to(model.port) == 3
+    await call()  # and the next call reuses one of them
+    assert connections_to(model.port) == 3

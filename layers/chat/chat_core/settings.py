@@ -127,6 +127,10 @@ class Settings(BaseSettings):
     model: str = "openai/gpt-4o-mini"
     title_model: str = "openai/gpt-4o-mini"
     llm_timeout_seconds: float = 120.0
+    llm_keepalive_connections: int = Field(16, ge=0)
+    """Idle connections to the model kept open for the next calls. Every call looks at each
+    idle one (httpx probes its socket), so the hundred a burst of turns would otherwise
+    leave behind cost every later call about a millisecond of CPU."""
     llm_max_retries: int = 3
     llm_retry_base_seconds: float = 1.0
     llm_retry_max_seconds: float = 30.0

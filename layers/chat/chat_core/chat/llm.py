@@ -19,24 +19,27 @@ import re
 import weakref
 from typing import TYPE_CHECKING, Any, cast
 
-import httpx
-
 from ..settings import get_settings
 
 if TYPE_CHECKING:
     import openai
 
-# `openai` is imported on the first model call, not at import: it is the heaviest import
-# of the layer (~0.3 s), and a cold start that never calls a model must not pay for it.
+# `openai` (and its transport, httpx2) is imported on the first model call, not at import:
+# it is the heaviest import of the layer (~0.3 s), and a cold start that never calls a model
+# must not pay for it.
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI] = (
     weakref.WeakKeyDictionary()
 )
+
+
+_MAX_CONNECTIONS = 1000  # the SDK's own default: only the idle ones are bounded tighter
 
 
 def get_llm_client() -> openai.AsyncOpenAI:
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
+        import httpx2
         import openai
 
         settings = get_settings()
@@ -47,6 +50,12 @@ def get_llm_client() -> openai.AsyncOpenAI:
             api_key=settings.secret("llm_api_key") or "not-configured",
             max_retries=0,
             timeout=settings.llm_timeout_seconds,
+            http_client=openai.DefaultAsyncHttpxClient(
+                limits=httpx2.Limits(
+                    max_connections=_MAX_CONNECTIONS,
+                    max_keepalive_connections=settings.llm_keepalive_connections,
+                )
+            ),
         )
     return client
 
@@ -118,11 +127,12 @@ def provider_metadata(user_id: str | None, session_id: str | None) -> dict[str, 
 
 def is_retryable(exc: BaseException) -> bool:
     """429, 5xx, connection failures and an in-stream overload or internal error are worth
-    another try; nothing else is. A stream dropped half way surfaces from httpx, not wrapped
-    by the SDK."""
+    another try; nothing else is. A transport error the SDK did not wrap counts as a
+    connection failure."""
+    import httpx2
     import openai
 
-    if isinstance(exc, (openai.RateLimitError, openai.APIConnectionError, httpx.TransportError)):
+    if isinstance(exc, (openai.RateLimitError, openai.APIConnectionError, httpx2.TransportError)):
         return True
     if is_region_block(exc):
         return False
@@ -164,6 +174,7 @@ def _retry_after(exc: BaseException | None) -> float | None:
 
 
 def user_message_for(exc: BaseException) -> str:
+    import httpx2
     import openai
 
     if is_region_block(exc):
@@ -176,7 +187,7 @@ def user_message_for(exc: BaseException) -> str:
         return (
             "The AI model is receiving too many requests right now. Please try again in a minute."
         )
-    if isinstance(exc, (openai.APIConnectionError, httpx.TransportError)):
+    if isinstance(exc, (openai.APIConnectionError, httpx2.TransportError)):
         return "The AI model could not be reached. Please try again shortly."
     if isinstance(exc, openai.AuthenticationError):
         return "The AI model rejected this server's credentials; an administrator needs to check the API key."
