@@ -18,6 +18,7 @@ from chat_core.chat.llm import (
 )
 from chat_core.chat.service import TurnFailed, stream_chat_completion
 from chat_core.sessions import get_session_store
+from chat_dev.scripted_model import ScriptedModelServer
 
 from tests.chunk_rules import assert_valid_content, text_of
 from tests.conftest import sse_chunks
@@ -157,18 +158,20 @@ async def test_a_burst_of_calls_leaves_only_the_configured_idle_connections_open
     model, settings_env
 ):
     """Every call looks at each idle connection: a burst must not leave a hundred behind."""
-    settings_env(llm_keepalive_connections=3)
-    reset_llm_clients()
+    with ScriptedModelServer() as own:  # no other test's client holds connections to it
+        settings_env(llm_base_url=own.base_url, llm_keepalive_connections=3)
+        reset_llm_clients()
 
-    async def call() -> None:
-        stream = await open_stream(
-            {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
-        )
-        async with stream:
-            async for _ in stream:
-                await asyncio.sleep(0.01)  # the calls overlap: each needs its own connection
+        async def call() -> None:
+            stream = await open_stream(
+                {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+            )
+            async with stream:
+                async for _ in stream:
+                    await asyncio.sleep(0.01)  # the calls overlap: each needs a connection
 
-    await asyncio.gather(*(call() for _ in range(12)))
-    assert connections_to(model.port) == 3
-    await call()  # and the next call reuses one of them
-    assert connections_to(model.port) == 3
+        await asyncio.gather(*(call() for _ in range(12)))
+        assert connections_to(own.port) == 3
+        await call()  # and the next call reuses one of them
+        assert connections_to(own.port) == 3
+        await get_llm_client().close()
