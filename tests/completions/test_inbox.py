@@ -123,12 +123,17 @@ async def test_older_waiting_entries_come_first_and_a_worker_takes_the_rest(
     dispatched.jobs.clear()
 
     await accept_webhook(operation.operation_id, "msg_1", success=True)
-    # The request took the one entry its batch allows, the older one, and processed it.
+    # The request took the one entry its batch allows, the older one, and processed it; its
+    # own result went in beside its queueing, and a worker is woken for its entry.
     assert "tool-output-available" in await stream_types(waiting.task_id)
     assert [type(job) for job in dispatched.jobs] == [ContinueOperation, DrainCompletions]
-    assert "tool-output-available" not in await stream_types(operation.task_id)
+    assert dispatched.jobs[0].task_id == waiting.task_id
+    assert (await stream_types(operation.task_id)).count("tool-output-available") == 1
     assert await drain(consumer="worker-1") == 1
-    assert "tool-output-available" in await stream_types(operation.task_id)
+    # The worker finds the result applied and hands its continuation over; nothing twice.
+    assert dispatched.jobs[-1].task_id == operation.task_id
+    assert (await stream_types(operation.task_id)).count("tool-output-available") == 1
+    assert await pending() == 0
 
 
 async def test_a_webhook_for_an_unknown_operation_is_refused(dispatched):
@@ -163,3 +168,28 @@ async def test_processing_that_fails_leaves_the_completion_pending_for_the_sweep
     assert await claim_stale("sweeper-1") == (1, 0)
     assert [job.task_id for job in recorder.jobs] == [operation.task_id]
     assert await pending() == 0
+
+
+async def test_a_result_that_cannot_be_applied_stays_queued_and_is_applied_later(
+    dispatched, settings_env, monkeypatch
+):
+    operation = await awaiting_operation()
+    real_apply = tasks.apply_result
+
+    async def store_down(*args, **kwargs):
+        raise ConnectionError("the session store is unreachable")
+
+    monkeypatch.setattr(tasks, "apply_result", store_down)
+    answer = await accept_webhook(operation.operation_id, "msg_1", success=True)
+    assert (answer.status, answer.queued) == (202, True)  # durably queued all the same
+    assert "tool-output-available" not in await stream_types(operation.task_id)
+    assert await pending() == 1 and dispatched.jobs == []
+    reason = await get_redis().hvals(keys.COMPLETION_FAILURES)
+    assert ["unreachable" in r for r in reason] == [True]
+
+    monkeypatch.setattr(tasks, "apply_result", real_apply)
+    settings_env(completions_claim_idle_ms=0)
+    assert await claim_stale("sweeper-1") == (1, 0)
+    assert (await stream_types(operation.task_id)).count("tool-output-available") == 1
+    assert [job.task_id for job in dispatched.jobs] == [operation.task_id]
+    assert await pending() == 0 and await get_redis().hlen(keys.COMPLETION_FAILURES) == 0

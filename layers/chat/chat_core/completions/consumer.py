@@ -3,12 +3,13 @@
     processed = await drain(consumer="worker-1")          # what a woken worker does
     service = ConsumerService(); service.start(); ...; await service.stop()   # long-lived
 
-Processing an entry applies the operation's result to its task (`tasks.apply_result`: the
-result chunks once, the pending tool message becomes the result) and dispatches the
-worker that writes the model's continuation (a `ContinueOperation` job); only then is the
-entry acknowledged. Nothing here runs the model, so an entry is acknowledged in moments
-whatever the continuation takes, and a redelivery (a crash before the acknowledgement)
-only dispatches again: the continuation's claim lets one worker run it.
+Processing an entry applies the operation's result to its task (`apply_completion`, through
+`tasks.apply_result`: the result chunks once, the pending tool message becomes the result)
+and dispatches the worker that writes the model's continuation (a `ContinueOperation`
+job); only then is the entry acknowledged (`conclude`). Nothing here runs the model, so an
+entry is acknowledged in moments whatever the continuation takes, and a redelivery (a crash
+before the acknowledgement) only dispatches again: the continuation's claim lets one worker
+run it.
 
 Unreadable entries and entries for unknown tasks are acknowledged with a log line and a
 metric. An entry whose processing raises (a dispatch that failed, say) stays pending;
@@ -91,22 +92,51 @@ async def process_entry(
     task: registry.TaskRecord | None = None,
     redelivered: bool = False,
 ) -> str:
-    """Apply one entry; acknowledge unless it raised. Returns what happened. `task`: the
-    entry's task, when the caller has just read it (not read again). `redelivered`: the
-    entry was delivered before (claimed from a consumer that did not finish it), so a
-    failure of that delivery may be on record."""
+    """Apply one entry, dispatch its continuation, acknowledge it; an entry whose processing
+    raised stays pending. Returns what happened. `task`: the entry's task, when the caller
+    has just read it (not read again). `redelivered`: the entry was delivered before
+    (claimed from a consumer that did not finish it), so a failure of that delivery may be
+    on record."""
     try:
-        outcome = await _apply(fields, task)
+        outcome, task = await _apply(fields, task)
     except Exception as exc:
-        reason = f"{type(exc).__name__}: {exc}"[:500]
-        logger.warning(
-            "completion processing failed", extra={"entry_id": entry_id, "reason": reason}
-        )
-        await get_redis().hset(keys.COMPLETION_FAILURES, entry_id, reason)
-        count("CompletionFailures")
-        return "failed"
+        return await _failed(entry_id, exc)
+    return await conclude(entry_id, outcome, task, redelivered=redelivered)
+
+
+async def conclude(
+    entry_id: str,
+    outcome: str | Exception,
+    task: registry.TaskRecord | None,
+    *,
+    redelivered: bool = False,
+) -> str:
+    """What is left of processing an entry once its result was applied (`outcome`, or what
+    applying it raised): the continuation dispatched, also after a duplicate (the first
+    processing may have died before dispatching), then the acknowledgement. An entry whose
+    applying or dispatch failed stays pending."""
+    if isinstance(outcome, Exception):
+        return await _failed(entry_id, outcome)
+    if task is not None and outcome in ("applied", "duplicate"):
+        try:
+            await get_dispatcher().dispatch(
+                ContinueOperation(
+                    task_id=task.task_id,
+                    session=SessionRef(session_id=task.session_id, user_id=task.user_id),
+                )
+            )
+        except Exception as exc:
+            return await _failed(entry_id, exc)
     await _acknowledge(entry_id, forget_failure=redelivered)
     return outcome
+
+
+async def _failed(entry_id: str, exc: BaseException) -> str:
+    reason = f"{type(exc).__name__}: {exc}"[:500]
+    logger.warning("completion processing failed", extra={"entry_id": entry_id, "reason": reason})
+    await get_redis().hset(keys.COMPLETION_FAILURES, entry_id, reason)
+    count("CompletionFailures")
+    return "failed"
 
 
 async def _acknowledge(entry_id: str, *, forget_failure: bool) -> None:
@@ -119,7 +149,9 @@ async def _acknowledge(entry_id: str, *, forget_failure: bool) -> None:
     await pipe.execute()
 
 
-async def _apply(fields: dict[str, str] | None, known: registry.TaskRecord | None) -> str:
+async def _apply(
+    fields: dict[str, str] | None, known: registry.TaskRecord | None
+) -> tuple[str, registry.TaskRecord | None]:
     try:
         message = CompletionMessage.model_validate_json((fields or {})["data"])
     except (KeyError, ValidationError) as exc:
@@ -127,7 +159,7 @@ async def _apply(fields: dict[str, str] | None, known: registry.TaskRecord | Non
             "unreadable completion acknowledged and dropped", extra={"error": str(exc)[:300]}
         )
         count("CompletionParseErrors")
-        return "unreadable"
+        return "unreadable", None
     task = known if known is not None and known.task_id == message.task_id else None
     if task is None:
         task = await registry.get_task(message.task_id)
@@ -136,11 +168,13 @@ async def _apply(fields: dict[str, str] | None, known: registry.TaskRecord | Non
             "completion for an unknown task acknowledged", extra={"task_id": message.task_id}
         )
         count("CompletionUnknownTask")
-        return "unknown-task"
-    return await handle_completion(task, message)
+        return "unknown-task", None
+    return await apply_completion(task, message), task
 
 
-async def handle_completion(task: registry.TaskRecord, message: CompletionMessage) -> str:
+async def apply_completion(task: registry.TaskRecord, message: CompletionMessage) -> str:
+    """The result, post-processed, applied to its task (`tasks.apply_result`): "applied",
+    "duplicate", or "not-running" / "wrong-operation" (nothing to continue)."""
     if task.operation_id != message.operation_id:
         outcome = "wrong-operation"
     else:
@@ -156,16 +190,8 @@ async def handle_completion(task: registry.TaskRecord, message: CompletionMessag
             "completion for a finished task ignored",
             extra={"task_id": task.task_id, "outcome": outcome},
         )
-        return outcome
-    if outcome == "applied" and message.received_at_ms:
+    elif outcome == "applied" and message.received_at_ms:
         milliseconds("CompletionLag", time.time() * 1000 - message.received_at_ms)
-    # Also after a duplicate: the first processing may have died before dispatching.
-    await get_dispatcher().dispatch(
-        ContinueOperation(
-            task_id=task.task_id,
-            session=SessionRef(session_id=task.session_id, user_id=task.user_id),
-        )
-    )
     return outcome
 
 

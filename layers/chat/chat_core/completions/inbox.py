@@ -7,10 +7,11 @@
 Every repeat of a delivery gets the first answer back and changes nothing: the dedupe
 record and the stream entry are written by one script under the completions hash tag, so
 ten concurrent deliveries queue it once. The same script delivers the new entry to this
-process's consumer, and the request processes it as any consumer would (the result applied,
-the continuation dispatched, the entry acknowledged) before it answers: the continuation
-starts without waiting for a worker to be woken and to read the stream. A request that dies
-half way leaves the entry pending, and the sweeper claims it a minute later. Only when older
+process's consumer, and the request processes it as any consumer would before it answers:
+the result is applied (beside the queueing, in the same round trip: applying is
+idempotent), the continuation dispatched, the entry acknowledged. The continuation starts
+without waiting for a worker to be woken and to read the stream. A request that dies half
+way leaves the entry pending, and the sweeper claims it a minute later. Only when older
 entries were waiting (more than a batch) or `webhook_process_inline` is off is a worker
 woken instead; if that wake-up is lost, the sweeper reads the entry. Entries are never
 trimmed before they are acknowledged.
@@ -18,6 +19,7 @@ trimmed before they are acknowledged.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -29,7 +31,7 @@ from ..redis_client import get_redis
 from ..settings import get_settings
 from ..worker.dispatch import DispatchError, get_dispatcher
 from ..worker.jobs import DrainCompletions
-from .consumer import process_entry
+from .consumer import apply_completion, conclude, process_entry
 from .message import CompletionMessage
 
 logger = logging.getLogger(__name__)
@@ -58,12 +60,14 @@ async def accept_webhook(
     error: str | None = None,
 ) -> WebhookAnswer:
     seen = keys.webhook_seen(operation_id, webhook_id)
-    # A repeat is answered from its dedupe record by whichever step below finds it, so the
-    # record is read up front only when there is no operation (it may outlive the operation).
-    task = await registry.find_task_by_operation_id(operation_id)
+    # The lookup (two round trips) is sent first: the dedupe read (one) is not the longer wait.
+    # A repeat is answered before anything is applied.
+    task, first = await asyncio.gather(
+        registry.find_task_by_operation_id(operation_id), get_redis().get(seen)
+    )
+    if first is not None:
+        return _answer(first, queued=False)
     if task is None:
-        if (first := await get_redis().get(seen)) is not None:
-            return _answer(first, queued=False)
         raise UnknownOperation(operation_id)
     settings = get_settings()
     dedupe_seconds = settings.webhook_dedupe_seconds
@@ -74,29 +78,56 @@ async def accept_webhook(
         return _answer(await get_redis().get(seen) or json.dumps(body), queued=False)
     body = {"status": "accepted", "operation_id": operation_id, "task_id": task.task_id}
     message = CompletionMessage.now(operation_id, task.task_id, success, result, error, webhook_id)
-    answer_json, queued, *entries = await lua.COMPLETION_ENQUEUE_ONCE(
+    inline = settings.webhook_process_inline
+    enqueue = lua.COMPLETION_ENQUEUE_ONCE(
         seen=seen,
         completions=keys.COMPLETIONS,
         answer_json=json.dumps(body),
         entry_json=message.model_dump_json(),
         dedupe_seconds=dedupe_seconds,
         group=keys.COMPLETIONS_GROUP,
-        consumer=CONSUMER if settings.webhook_process_inline else "",
+        consumer=CONSUMER if inline else "",
         count=settings.completions_batch_size,
     )
+    if not inline:
+        answer_json, queued, *_ = await enqueue
+        if queued:
+            await wake_worker()
+        return _answer(answer_json, queued=bool(queued))
+    # Applied beside its queueing, not after it: the continuation waits for both. Applying
+    # is idempotent (once per operation), so whichever way the queueing goes the result is
+    # applied once, and the entry's processing (here, or by whoever has it) only repeats it.
+    results: tuple[Any, str | BaseException] = await asyncio.gather(
+        enqueue, apply_completion(task, message), return_exceptions=True
+    )
+    queueing, applied = results
+    if isinstance(queueing, BaseException):
+        raise queueing
+    if isinstance(applied, BaseException) and not isinstance(applied, Exception):
+        raise applied
+    answer_json, queued, *entries = queueing
     if queued:
-        await _process_delivered(entries[0], entries[1:], task)
+        await _process_delivered(entries[0], entries[1:], task, applied)
+    elif isinstance(applied, Exception):
+        logger.warning("applying a repeated delivery failed: %r", applied)
     return _answer(answer_json, queued=bool(queued))
 
 
 async def _process_delivered(
-    entry_id: str, delivered: list[str], task: registry.TaskRecord
+    entry_id: str, delivered: list[str], task: registry.TaskRecord, applied: str | Exception
 ) -> None:
-    """Process what the script delivered to this consumer (`delivered`: id, data, id, data
-    …), as a worker would; wake a worker when the new entry `entry_id` was not among it."""
+    """Conclude the new entry `entry_id`, already applied (`applied`: its outcome, or what
+    applying it raised), and process what else the script delivered to this consumer
+    (`delivered`: id, data, id, data …) as a worker would. When the new entry was not among
+    them (older ones filled the batch), a worker is woken: it finds the result applied."""
     entries = dict(zip(delivered[::2], delivered[1::2], strict=True))
+    if entry_id in entries:  # first: its continuation is what the sender's user waits for
+        await conclude(entry_id, applied, task)
+    elif isinstance(applied, Exception):
+        logger.warning("applying a delivery failed; a worker will process it: %r", applied)
     for delivered_id, data in entries.items():
-        await process_entry(delivered_id, {"data": data}, task=task)
+        if delivered_id != entry_id:
+            await process_entry(delivered_id, {"data": data}, task=task)
     if entry_id not in entries:
         await wake_worker()
 
