@@ -10,6 +10,7 @@ from chat_core import background, registry, tasks
 from chat_core.chat.service import INTERRUPTED_MARK
 from chat_core.sessions import get_session_store
 from chat_core.sessions.models import ChatMessage
+from chat_core.users import BusinessUnderstanding, get_user_store
 from chat_core.worker.dispatch import set_dispatcher
 from chat_core.worker.jobs import RunTurn, SessionRef
 from chat_core.worker.runner import run_job
@@ -190,3 +191,42 @@ async def test_a_session_read_ahead_is_used_only_when_it_is_the_claimed_tasks(di
     assert all("someone else" not in str(m.get("content")) for m in sent)
     stored = await get_session_store().get(session.session_id, "u1")
     assert [m.content for m in stored.messages if not m.is_view][-1] == "In yours."
+
+
+async def test_what_the_assistant_knows_of_the_user_is_read_beside_the_claim(
+    dispatched, model, monkeypatch
+):
+    store = get_user_store()
+    await store.put_understanding("u1", BusinessUnderstanding(business_name="Acme Bakery"))
+    await store.put_understanding("u2", BusinessUnderstanding(business_name="Secret Labs"))
+    session, task = await new_turn("What do you know about me?")
+    [job] = dispatched.jobs
+    order: list[str] = []
+    real_claim, real_read = tasks.claim, type(store).get_understanding
+
+    async def claim(*args, **kwargs):
+        claimed = await real_claim(*args, **kwargs)
+        order.append("claimed")
+        return claimed
+
+    async def read(self, user_id):
+        order.append(f"understanding of {user_id} asked")
+        return await real_read(self, user_id)
+
+    monkeypatch.setattr(tasks, "claim", claim)
+    monkeypatch.setattr(type(store), "get_understanding", read)
+    model.reply_text("You run Acme Bakery.", stream=True)
+    assert await run_job(job) == "completed"
+    assert order == ["understanding of u1 asked", "claimed"]  # one round trip, not two
+    assert "Acme Bakery" in model.chat_requests[-1].messages[0]["content"]
+
+    # A job naming another user cannot put that user's facts in this turn's prompt.
+    order.clear()
+    await tasks.start_turn(session.session_id, "And now?", "u1")
+    misled = dispatched.jobs[-1].model_copy(
+        update={"session": SessionRef(session_id=session.session_id, user_id="u2")}
+    )
+    model.reply_text("Still Acme.", stream=True)
+    assert await run_job(misled) == "completed"
+    prompt = model.chat_requests[-1].messages[0]["content"]
+    assert "Acme Bakery" in prompt and "Secret Labs" not in prompt

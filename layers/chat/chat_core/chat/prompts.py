@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from functools import lru_cache
 from typing import Any
 
@@ -57,17 +58,28 @@ def describe_user(
     return "\n".join(lines)
 
 
-async def build_system_prompt(user_id: str | None, context: dict[str, Any] | None = None) -> str:
-    users_information = describe_user(user_id, context, await _understanding(user_id))
+async def build_system_prompt(
+    user_id: str | None,
+    context: dict[str, Any] | None = None,
+    *,
+    understanding: Awaitable[BusinessUnderstanding | None] | None = None,
+) -> str:
+    """`understanding`: the user's, as the caller reads it ahead (the worker, beside its
+    claim of the task); None: read here."""
+    users_information = describe_user(
+        user_id, context, await _understanding(user_id, understanding)
+    )
     managed = await _langfuse_prompt(users_information)
     return managed or DEFAULT_SYSTEM_PROMPT.format(users_information=users_information)
 
 
-async def _understanding(user_id: str | None) -> BusinessUnderstanding | None:
+async def _understanding(
+    user_id: str | None, ahead: Awaitable[BusinessUnderstanding | None] | None
+) -> BusinessUnderstanding | None:
     if user_id is None:
         return None
     try:
-        return await get_user_store().get_understanding(user_id)
+        return await (ahead or get_user_store().get_understanding(user_id))
     except Exception:  # the turn goes on without it, as a first meeting
         logger.warning("could not read the user's business understanding", exc_info=True)
         return None

@@ -31,7 +31,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +59,7 @@ from ..sessions import get_session_store
 from ..sessions.models import ChatMessage, ChatSession, Usage
 from ..settings import get_settings
 from ..tools import ToolContext, ToolRegistry
+from ..users import BusinessUnderstanding
 from . import operations
 from .compression import fit_with_summary
 from .context import estimate_tokens
@@ -123,13 +124,15 @@ async def stream_chat_completion(
     tools: ToolRegistry | None = None,
     message_id: str | None = None,
     session: ChatSession | None = None,
+    understanding: Awaitable[BusinessUnderstanding | None] | None = None,
 ) -> AsyncGenerator[Chunk]:
     """`message_id`: the AI SDK message the turn writes into, stamped on what it saves.
-    `session`: the session as the caller just read it (None: the turn reads it)."""
+    `session`: the session as the caller just read it (None: the turn reads it);
+    `understanding`: the user's, as the caller reads it ahead (None: the turn reads it)."""
     offered = tools or tool_catalog.default_tools(anonymous=user_id is None)
     turn = _Turn(session_id, user_id, task_id, offered, message_id)
     turn.session = session
-    async for chunk in turn.run(message, is_user_message, context):
+    async for chunk in turn.run(message, is_user_message, context, understanding):
         yield chunk
 
 
@@ -163,6 +166,7 @@ class _Turn:
         message: str | None,
         is_user_message: bool,
         context: dict[str, Any] | None,
+        understanding: Awaitable[BusinessUnderstanding | None] | None = None,
     ) -> AsyncIterator[Chunk]:
         finished, title_from = False, None
         try:
@@ -174,7 +178,9 @@ class _Turn:
                 role = "user" if is_user_message else "assistant"
                 await self._append(ChatMessage(role=role, content=message))
             title_from = self._first_message()
-            system_prompt = await build_system_prompt(self.user_id, context)
+            system_prompt = await build_system_prompt(
+                self.user_id, context, understanding=understanding
+            )
             async for chunk in self._rounds(system_prompt):
                 yield chunk
                 if title_from is not None and not isinstance(chunk, _OPENERS):

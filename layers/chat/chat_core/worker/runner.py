@@ -35,6 +35,7 @@ from ..sessions import get_session_store
 from ..sessions.models import ChatSession
 from ..settings import get_settings
 from ..tools import ToolContext
+from ..users import BusinessUnderstanding, get_user_store
 from .jobs import ContinueOperation, DrainCompletions, Job, RunTool, RunTurn, SessionRef
 
 logger = logging.getLogger(__name__)
@@ -54,17 +55,22 @@ async def run_job(job: Job, worker_id: str = WORKER_ID) -> str:
     """Run one job; returns how it ended (for logs and tests). It waits for nothing but
     its own work: the process may be running other jobs beside it."""
     if isinstance(job, RunTurn | ContinueOperation):
-        # Read beside the claim: the claim and the session are one round trip, not two.
-        read = _read_ahead(job.session)
+        # Read beside the claim: the claim, the session and what the assistant knows of the
+        # user are one round trip, not three.
+        read, knows = _read_ahead(job.session), _understanding_ahead(job.session)
         context, message_id = (
             (job.context, job.message_id) if isinstance(job, RunTurn) else (None, None)
         )
+
+        def answer(task: registry.TaskRecord) -> Coroutine[Any, Any, Outcome]:
+            ahead = knows if job.session and job.session.user_id == task.user_id else None
+            return _answer(task, context, message_id, read, ahead)
+
         try:
-            return await run_on_task(
-                job.task_id, worker_id, lambda t: _answer(t, context, message_id, read)
-            )
+            return await run_on_task(job.task_id, worker_id, answer)
         finally:
             _discard(read)
+            _discard(knows)
     if isinstance(job, RunTool):
         return await run_on_task(job.task_id, worker_id, lambda t: _run_tool(t, worker_id))
     if isinstance(job, DrainCompletions):
@@ -188,6 +194,14 @@ def _read_ahead(ref: SessionRef | None) -> asyncio.Future[ChatSession | None] | 
     return asyncio.ensure_future(get_session_store().get(ref.session_id, ref.user_id))
 
 
+def _understanding_ahead(
+    ref: SessionRef | None,
+) -> asyncio.Future[BusinessUnderstanding | None] | None:
+    if ref is None or ref.user_id is None:
+        return None
+    return asyncio.ensure_future(get_user_store().get_understanding(ref.user_id))
+
+
 def _discard(read: asyncio.Future[Any] | None) -> None:
     if read is not None:
         if not read.done():
@@ -217,6 +231,7 @@ async def _answer(
     context: dict[str, Any] | None,
     message_id: str | None = None,
     read: asyncio.Future[ChatSession | None] | None = None,
+    understanding: asyncio.Future[BusinessUnderstanding | None] | None = None,
 ) -> Outcome:
     """Stream the model's answer for the task's session into the task."""
     # Read once (or ahead, beside the claim): the turn answers from it, and an operation
@@ -236,6 +251,7 @@ async def _answer(
         context=context,
         task_id=task.task_id,
         message_id=message_id,
+        understanding=understanding,
     )
     try:
         try:
