@@ -4,6 +4,7 @@ never a silent loss."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import zipfile
@@ -100,6 +101,24 @@ async def test_in_process_a_job_runs_as_a_task_of_this_process() -> None:
     await InProcessDispatcher(run).dispatch(RunTurn(task_id="t1"))
     await background.drain()
     assert ran == [RunTurn(task_id="t1")]
+
+
+async def test_in_process_a_job_takes_its_first_step_before_its_caller_goes_on() -> None:
+    steps: list[str] = []
+
+    async def run(job) -> None:
+        steps.append("the job's first round trips sent")
+        await asyncio.sleep(0.01)
+        steps.append("the job went on")
+
+    await InProcessDispatcher(run).dispatch(RunTurn(task_id="t1"))
+    steps.append("the caller acknowledges")
+    await background.drain()
+    assert steps == [
+        "the job's first round trips sent",
+        "the caller acknowledges",
+        "the job went on",
+    ]
 
 
 def test_the_settings_choose_the_dispatcher(settings_env) -> None:

@@ -46,6 +46,9 @@ class InProcessDispatcher:
 
     async def dispatch(self, job: Job) -> None:
         background.spawn(self.run(job), name=f"job:{job.kind}:{getattr(job, 'task_id', '')}")
+        # The job's first round trips go out before its caller goes on (to acknowledge, to
+        # answer): they are what the job's readers wait for.
+        await asyncio.sleep(0)
 
 
 class LambdaDispatcher:
