@@ -26,6 +26,7 @@ from chat_core.protocol.chunks import (
 )
 from chat_core.redis_client import get_redis
 from chat_core.sessions import ChatMessage, get_session_store
+from chat_core.sessions.models import OPERATION_PENDING
 from chat_core.worker.jobs import ContinueOperation, RunTurn, SessionRef, parse_job
 from pydantic import ValidationError
 
@@ -464,8 +465,8 @@ def test_webhook_completion_reaches_the_conversation_through_the_worker(
                 }
             ],
         ),
-        ChatMessage(
-            role="tool", tool_call_id="call_agent", content=json.dumps({"status": "pending"})
+        ChatMessage(  # as the turn leaves it while the operation runs
+            role="tool", tool_call_id="call_agent", content=json.dumps({"type": OPERATION_PENDING})
         ),
     )
     operation = create_operation()

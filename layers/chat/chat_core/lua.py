@@ -395,7 +395,8 @@ SESSION_SETTLE_TOOL_MESSAGE = Script(
     "tool_call_id content pending now ttl_ms:n",
     _SESSION
     + """
-local function is_pending(text)
+local function still_pending(text)
+  if type(text) ~= 'string' then return false end
   local ok, parsed = pcall(cjson.decode, text)
   return ok and type(parsed) == 'table' and parsed.type == pending
 end
@@ -403,9 +404,7 @@ local all = redis.call('LRANGE', messages, 0, -1)
 for i = #all, 1, -1 do
   local message = cjson.decode(all[i])
   if message.role == 'tool' and message.tool_call_id == tool_call_id then
-    if pending ~= '' and not (type(message.content) == 'string' and is_pending(message.content)) then
-      return false
-    end
+    if pending ~= '' and not still_pending(message.content) then return false end
     message.content = content
     local encoded = string.gsub(cjson.encode(message), '"tool_calls":{}', '"tool_calls":[]')
     redis.call('LSET', messages, i - 1, encoded)
