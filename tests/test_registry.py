@@ -61,15 +61,24 @@ async def test_publish_returns_entry_ids_in_order_in_one_round_trip(redis_target
 
 
 async def test_publish_refreshes_the_ttl_of_stream_and_meta_together(redis_target, settings_env):
-    settings_env(stream_ttl_seconds=100)
+    settings_env(stream_ttl_seconds=3)  # refreshed at most every 0.3 s
     task = await new_task()
     r = get_redis()
-    await registry.publish_chunk(task.task_id, c.Start())
-    await r.pexpire(keys.task_meta(task.task_id), 5_000)
-    await r.pexpire(keys.task_stream(task.task_id), 5_000)
-    await registry.publish_chunk(task.task_id, c.StartStep())
-    assert await r.pttl(keys.task_meta(task.task_id)) > 90_000
-    assert await r.pttl(keys.task_stream(task.task_id)) > 90_000
+    meta, stream = keys.task_meta(task.task_id), keys.task_stream(task.task_id)
+
+    async def shorten_then_publish() -> tuple[int, int]:
+        await r.pexpire(meta, 1_000)
+        await r.pexpire(stream, 1_000)
+        await registry.publish_chunk(task.task_id, c.TextDelta(id="t", delta="x"))
+        return await r.pttl(meta), await r.pttl(stream)
+
+    first = await shorten_then_publish()  # this process's first publish to the task
+    soon_after = await shorten_then_publish()
+    await asyncio.sleep(0.35)
+    later = await shorten_then_publish()
+
+    assert min(first) > 2_500 and min(later) > 2_500
+    assert max(soon_after) <= 1_000  # a token stream does not refresh them with every write
 
 
 async def test_publishing_to_a_finished_task_is_refused(redis_target):

@@ -100,11 +100,11 @@ TASK_PUBLISH = Script(
     "meta stream",
     "now_ms:n ttl_ms:n writer batch:n",
     """
-local st = redis.call('HMGET', meta, 'status', 'cancel')
+local st = redis.call('HMGET', meta, 'status', 'cancel', 'written_by')
 if st[1] ~= 'running' then return false end
 local cancel = st[2] or ''
 if writer ~= '' then
-  local last = redis.call('HGET', meta, 'written_by')
+  local last = st[3]
   if last and last ~= '' then
     local sep = string.find(last, '|', 1, true)
     if string.sub(last, 1, sep - 1) == writer and tonumber(string.sub(last, sep + 1)) >= batch then
@@ -114,7 +114,7 @@ if writer ~= '' then
   redis.call('HSET', meta, 'written_by', writer .. '|' .. batch)
 end
 local ids = append(stream, chunks)
-keep_alive(meta, stream, ttl_ms, now_ms)
+if ttl_ms > 0 then keep_alive(meta, stream, ttl_ms, now_ms) end  -- 0: refreshed moments ago
 table.insert(ids, 1, cancel)
 return ids
 """,

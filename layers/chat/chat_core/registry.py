@@ -18,6 +18,7 @@ to `chat_core.tasks`, which owns the lifecycle.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -119,7 +120,7 @@ async def publish_chunks(
     task_id: str, chunks: Sequence[Chunk | str], *, writer: str = "", batch: int = 0
 ) -> list[str]:
     """Append chunks in one round trip (XADD each, TTLs of stream and meta refreshed
-    together); returns their entry ids. A `writer` numbering its `batch`es may send one
+    together, at most once a second per task by this process); returns their entry ids. A `writer` numbering its `batch`es may send one
     again after a broken connection: a batch already in the stream is not appended twice
     (and returns no ids).
 
@@ -128,10 +129,15 @@ async def publish_chunks(
     """
     if not chunks:
         return []
+    now = time.monotonic()
+    # A model's tokens come hundreds a second; the TTLs are refreshed at most once a second
+    # (or a tenth of the TTL), so a stream expires at most that much before its full TTL.
+    refresh_every = min(1.0, get_settings().stream_ttl_seconds / 10)
+    refresh = now - _ttl_refreshed.get(task_id, -math.inf) >= refresh_every
     ids = await lua.TASK_PUBLISH(
         **task_keys(task_id),
         now_ms=now_ms(),
-        ttl_ms=ttl_ms(),
+        ttl_ms=ttl_ms() if refresh else 0,
         writer=writer,
         batch=batch,
         rest=[wire(c) for c in chunks],
@@ -139,7 +145,9 @@ async def publish_chunks(
     if ids is None:
         raise TaskNotRunning(task_id)
     cancel, *entry_ids = ids
-    _published[task_id] = (time.monotonic(), cancel == "1")
+    _published[task_id] = (now, cancel == "1")
+    if refresh:
+        _ttl_refreshed[task_id] = now
     return entry_ids
 
 
@@ -215,6 +223,8 @@ async def first_entry_id(task_id: str) -> str:
 # task id → (when, cancel flag) as the last publish by this process found them: the publish
 # script answers with the flag, so a worker writing chunks learns of a cancel without polling.
 _published: dict[str, tuple[float, bool]] = {}
+# task id → when a publish by this process last refreshed the task's TTLs
+_ttl_refreshed: dict[str, float] = {}
 
 
 async def task_state(task_id: str, fresh_within: float = 0.0) -> tuple[str, bool]:
@@ -230,6 +240,7 @@ async def task_state(task_id: str, fresh_within: float = 0.0) -> tuple[str, bool
 
 def forget_published(task_id: str) -> None:
     _published.pop(task_id, None)
+    _ttl_refreshed.pop(task_id, None)
 
 
 # --- Subscribing ----------------------------------------------------------------------------
