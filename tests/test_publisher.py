@@ -126,11 +126,13 @@ async def test_a_finished_task_stops_its_publisher_at_its_next_write(redis_targe
 
 async def test_a_failed_write_behind_surfaces_on_the_next_send_and_on_close(redis_target):
     task = await tasks.create_turn("s", None)  # its stream opens with `start`
-    out = ChunkPublisher(task.task_id)
+    # The window holds y behind the producer, who comes back (after the finish) slower
+    # than a write would take: without it, y would be written before send returned.
+    out = ChunkPublisher(task.task_id, coalesce_ms=300)
     await out.send(c.TextDelta(id="a", delta="x"))  # a part's first words: waited for
     await tasks.finish(task, "cancelled")
     await out.send(c.TextDelta(id="a", delta="y"))  # written behind: fails in the background
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.6)
     with pytest.raises(registry.TaskNotRunning):
         await out.send(c.TextDelta(id="a", delta="z"))
     with pytest.raises(registry.TaskNotRunning):
@@ -152,10 +154,32 @@ async def test_a_parts_first_words_are_in_the_stream_when_send_returns(redis_tar
     await out.send(c.TextStart(id="a"))
     await out.send(c.TextDelta(id="a", delta="Hi"))
     assert (await stored(task.task_id))[-1] == {"type": "text-delta", "id": "a", "delta": "Hi"}
-    await out.send(c.TextDelta(id="a", delta=" there"))  # the rest: written behind
-    assert (await stored(task.task_id))[-1]["delta"] == "Hi"
     await out.aclose()
-    assert (await stored(task.task_id))[-1] == {"type": "text-delta", "id": "a", "delta": " there"}
+
+
+async def test_a_producer_faster_than_the_writes_leaves_its_deltas_behind(redis_target):
+    task = await tasks.create_turn("s", None)  # its stream opens with `start`
+    out = ChunkPublisher(task.task_id)
+    await out.send(c.TextDelta(id="a", delta="one"))  # first words: waited for
+    written = len(out.entry_ids)
+    await out.send(c.TextDelta(id="a", delta=" two"))  # at once: not waited for
+    await out.send(c.TextDelta(id="a", delta=" three"))
+    assert len(out.entry_ids) == written
+    await out.aclose()
+    deltas = [ch["delta"] for ch in await stored(task.task_id) if ch["type"] == "text-delta"]
+    assert deltas == ["one", " two three"]  # and merged
+
+
+async def test_a_delta_slower_than_the_writes_is_in_the_stream_when_send_returns(redis_target):
+    task = await tasks.create_turn("s", None)  # its stream opens with `start`
+    out = ChunkPublisher(task.task_id)
+    await out.send(c.TextDelta(id="a", delta="one"))
+    await asyncio.sleep(0.2)  # a paced model: many writes' time
+    written = len(out.entry_ids)
+    await out.send(c.TextDelta(id="a", delta=" two"))
+    assert len(out.entry_ids) == written + 1  # its write has returned; nothing ran between
+    assert (await stored(task.task_id))[-1] == {"type": "text-delta", "id": "a", "delta": " two"}
+    await out.aclose()
 
 
 async def test_a_step_opening_goes_out_with_what_the_step_says_first(redis_target):

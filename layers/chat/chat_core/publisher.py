@@ -15,15 +15,21 @@ trip; a burst costs a handful of writes. The writer runs when the producer next 
 turn yields to the loop after each model event, so the chunks of one event go out in one
 write).
 
-`send` does not wait for a delta or for a chunk that opens a part, except for a part's
-first words: those are in the stream before the producer reads on. On one event loop the
-model's next events would otherwise be parsed while the write's answer and its readers'
-delivery wait in line, and the first words are what a reader waits for most; the producer
-pays one round trip per part, the tokens meanwhile wait in the socket. `start-step` does not
-even start a write: it goes out with whatever the step says first, so the model's first
-words never queue behind a write of their own step's opening (a reader sees no difference:
-the step shows nothing before them). A chunk that closes
-something (`text-end`, `finish-step`, a tool's input or output, data) waits until it and
+`send` does not wait for a delta or for a chunk that opens a part, with two exceptions,
+both deltas that the producer would gain nothing by leaving behind:
+- A part's first words are in the stream before the producer reads on. On one event loop
+  the model's next events would otherwise be parsed while the write's answer and its
+  readers' delivery wait in line, and the first words are what a reader waits for most; the
+  producer pays one round trip per part, the tokens meanwhile wait in the socket.
+- A delta that comes slower than the writes go (more than two round trips after the one
+  before, nothing being written) is written before `send` returns. Such a producer would
+  only go back to wait for its model; its write now leaves at once rather than after that
+  trip back into the model's stream (about 0.2 ms a token sooner at a token every 5 ms, on
+  our 2-core machine). A producer faster than the writes has its deltas written behind and
+  merged, so a burst still costs a handful of writes.
+`start-step` does not even start a write: it goes out with whatever the step says first, so
+the model's first words never queue behind a write of their own step's opening (a reader
+sees no difference: the step shows nothing before them). A chunk that closes something (`text-end`, `finish-step`, a tool's input or output, data) waits until it and
 everything before it are in the stream: what the producer does next (save the message, run
 the tool) never runs ahead of what its readers can see, and a Redis blip holds the producer
 there, while the write is retried, instead of failing what it does next. A producer that
@@ -79,6 +85,8 @@ class ChunkPublisher:
         self._failure: BaseException | None = None
         self.entry_ids: list[str] = []
         self._opened: set[str] = set()  # the parts whose first words were written
+        self._last_word_sent = float("-inf")  # when `send` last had a delta
+        self._round_trip = 0.0  # how long the last write took
 
     async def __aenter__(self) -> ChunkPublisher:
         return self
@@ -97,20 +105,30 @@ class ChunkPublisher:
                 self._pending.append([chunk.id, [chunk.delta]])
         else:
             self._pending.append(chunk)
+        if self._waits_for(chunk):
+            await self.flush()
+            return
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_behind())
         if not isinstance(chunk, _RIDES_ALONG):
             self._wake.set()
-        first_words = False
-        if isinstance(chunk, (TextDelta, ReasoningDelta)) and chunk.id not in self._opened:
-            self._opened.add(chunk.id)
-            first_words = True
-        if (
-            first_words
-            or not isinstance(chunk, _WRITTEN_BEHIND)
-            or len(self._pending) >= MAX_PENDING
-        ):
-            await self.flush()
+
+    def _waits_for(self, chunk: Chunk) -> bool:
+        """Whether `send` returns only once `chunk` (and all before it) is in the stream."""
+        if not isinstance(chunk, _WRITTEN_BEHIND) or len(self._pending) >= MAX_PENDING:
+            return True
+        if not isinstance(chunk, (TextDelta, ReasoningDelta)):
+            return False
+        now = asyncio.get_running_loop().time()
+        slower_than_writes = (
+            now - self._last_word_sent > 2 * self._round_trip
+            and now - self._last_delta_write >= self._spacing
+            and not self._lock.locked()
+        )
+        self._last_word_sent = now
+        first_words = chunk.id not in self._opened
+        self._opened.add(chunk.id)
+        return first_words or slower_than_writes
 
     async def _write_behind(self) -> None:
         """One long-lived writer: woken by every `send`, it writes what is pending, one
@@ -144,6 +162,7 @@ class ChunkPublisher:
                 self._last_delta_write = asyncio.get_running_loop().time()
             self._batch += 1
             data, number = [_json(c) for c in batch], self._batch
+            started = asyncio.get_running_loop().time()
             try:
                 self.entry_ids += await retrying(
                     lambda: registry.publish_chunks(
@@ -153,6 +172,7 @@ class ChunkPublisher:
             except Exception as exc:
                 self._failure = exc
                 raise
+            self._round_trip = asyncio.get_running_loop().time() - started
 
     async def aclose(self) -> None:
         """Write whatever is pending. Raises what a write behind the producer ran into."""
