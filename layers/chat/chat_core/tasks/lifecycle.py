@@ -400,14 +400,20 @@ async def apply_result(
     continuation, unless `worker` holds it (it ran the tool and continues). Nothing
     happens to a task that finished meanwhile (a cancel that came first wins).
 
-    The three writes go out together, in one round trip: the continuation waits for the
-    first two. The message is replaced only while it is pending, and an end without a
-    result replaces it whatever it holds (`_after_end`), so a cancel racing the result
-    leaves the message and the stream telling the same story in either order. The index
-    entry is only moved, never added: a task that ended meanwhile has left it."""
+    The writes go out together, in one round trip: the continuation waits for the first
+    two. The message is replaced only while it is pending, and an end without a result
+    replaces it whatever it holds (`_after_end`), so a cancel racing the result leaves the
+    message and the stream telling the same story in either order. The guard goes beside
+    the message (its result is applied, so the call cannot start again whichever lands
+    first). The index entry is only moved, never added: a task that ended meanwhile has
+    left it."""
     now = now_ms()
     lease_until = now + _lease_ms()
-    writes: list[Awaitable[Any]] = [
+    keys_elsewhere = get_redis().pipeline(transaction=False)
+    keys_elsewhere.delete(keys.running_operation(task.session_id, task.tool_call_id))
+    if not worker:  # the sweeper looks again when the new lease ends
+        keys_elsewhere.zadd(keys.RUNNING_TASKS, {task.task_id: lease_until}, xx=True)
+    outcome, updated, _ = await asyncio.gather(
         lua.TASK_APPLY_RESULT(
             **task_keys(task.task_id),
             now_ms=now,
@@ -417,25 +423,15 @@ async def apply_result(
             lease_until=lease_until,
             rest=[wire(c) for c in result_chunks(task.tool_call_id, success, result, error)],
         ),
-        _settle_tool_message(task, _result_message(success, result, error)),
-    ]
-    if not worker:  # the sweeper looks again when the new lease ends
-        writes.append(get_redis().zadd(keys.RUNNING_TASKS, {task.task_id: lease_until}, xx=True))
-    outcome, *_ = await asyncio.gather(*writes)
-    return cast(Literal["applied", "duplicate", "not-running", "wrong-operation"], outcome)
-
-
-async def _settle_tool_message(task: TaskRecord, content: str) -> None:
-    # The guard goes beside the message: its result is applied, so the call cannot start
-    # again whichever lands first.
-    updated, _ = await asyncio.gather(
         get_session_store().update_tool_message(
-            task.session_id, task.tool_call_id, content, if_pending=True
+            task.session_id, task.tool_call_id, _result_message(success, result, error),
+            if_pending=True,
         ),
-        get_redis().delete(keys.running_operation(task.session_id, task.tool_call_id)),
-    )
+        keys_elsewhere.execute(),
+    )  # fmt: skip
     if not updated:  # a duplicate, or a cancel that came first
         logger.info("no pending tool message %s in session %s", task.tool_call_id, task.session_id)
+    return cast(Literal["applied", "duplicate", "not-running", "wrong-operation"], outcome)
 
 
 # --- Ending ---------------------------------------------------------------------------------
