@@ -157,13 +157,16 @@ def redis_servers() -> Iterator[_Servers]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "redis_topology" in metafunc.fixturenames:
+        marked = metafunc.definition.get_closest_marker
         topologies = ["standalone"]
-        if metafunc.definition.get_closest_marker("both"):
+        if marked("both"):
             topologies.append("cluster")
-        if metafunc.definition.get_closest_marker("redis7"):
+        if marked("redis7"):
             topologies.append("cluster7")
-        if metafunc.definition.get_closest_marker("valkey"):
+        if marked("valkey"):
             topologies += ["valkey", "valkey-cluster"]
+        if marked("standalone_only"):  # a single server's behaviour, whatever the module says
+            topologies = ["standalone"]
         metafunc.parametrize("redis_topology", topologies)
 
 

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -221,3 +225,54 @@ async def test_live_readers_of_a_task_deleted_without_a_finish_are_ended(
     for entries in reads:
         assert [json.loads(e.data)["type"] for e in entries] == ["start"]
     assert all(not sub.interrupted for sub in subs)
+
+
+@contextmanager
+def user_refused(url: str, *, client_id: bool) -> Iterator[str]:
+    """The URL of a user of the same server who may not run CLIENT UNBLOCK (nor CLIENT ID,
+    with `client_id`), as some managed servers refuse them."""
+    denied = ["-client|unblock"] + (["-client|id"] if client_id else [])
+    allowed = ["+client|setname", "+client|setinfo"] + ([] if client_id else ["+client|id"])
+    with redis.Redis.from_url(url) as admin:
+        for commands in (["+@all", *denied], ["+@all", "-client", *allowed]):
+            try:  # Redis 7 denies subcommands by name; Redis 6.2 can only allow them
+                admin.acl_setuser(
+                    "refused", enabled=True, reset=True, passwords=["+pw"],
+                    keys=["*"], channels=["*"], commands=commands,
+                )  # fmt: skip
+                break
+            except redis.ResponseError:
+                continue
+        try:
+            where = urlsplit(url)
+            yield where._replace(netloc=f"refused:pw@{where.hostname}:{where.port}").geturl()
+        finally:
+            admin.acl_deluser("refused")
+
+
+@pytest.mark.standalone_only  # a cluster reads each task on its own: nothing to wake
+@pytest.mark.parametrize("client_id", [False, True], ids=["unblock-refused", "id-refused"])
+async def test_where_client_unblock_is_refused_a_reader_joining_a_blocked_read_gets_its_task(
+    redis_target, settings_env, caplog, client_id
+):
+    caplog.set_level(logging.WARNING)
+    with user_refused(redis_target.url, client_id=client_id) as url:
+        # A read that would block a minute: the reader joining it must not wait that long.
+        settings_env(redis_url=url, read_block_ms=60_000)
+        first = await tasks.create_turn("s1", None)
+        async with registry.subscribe(first.task_id, "0-0") as reading:
+            await all_live([reading])  # the shared read now blocks on the first task
+            second = await tasks.create_turn("s2", None)
+            async with registry.subscribe(second.task_id, "0-0") as joining:
+                reader = asyncio.create_task(read_all(joining))
+                await all_live([joining])
+                ids = await registry.publish_chunks(
+                    second.task_id, [c.TextDelta(id="t", delta=str(i)) for i in range(3)]
+                )
+                await tasks.finish(second, "completed")
+                async with asyncio.timeout(10):  # a hang guard: far less than the block
+                    entries = await reader
+            await tasks.finish(first, "completed")
+    assert [e.id for e in entries[1:-1]] == ids and entries[-1].type == "finish"
+    assert not joining.interrupted
+    assert "refused" in caplog.text

@@ -10,7 +10,8 @@ the readers' pool), then joins the task's feed. The process reads every joined f
 blocking XREADs and hands each new entry to every joined subscriber's bounded queue:
 
 - standalone: one XREAD over every live task of the process, on one connection; a feed that
-  joins while that read blocks wakes it with CLIENT UNBLOCK;
+  joins while that read blocks wakes it with CLIENT UNBLOCK (where a server refuses it, or
+  CLIENT ID, which the first read finds out before it blocks, the reads block briefly);
 - cluster: one XREAD per task (a command's keys must share a slot), whatever its readers,
   each on its own connection of the followers' pool.
 
@@ -353,7 +354,8 @@ class _ReadGroup:
     def add(self, feed: _Feed) -> None:
         self.feeds[feed.stream] = feed
         if self._reading is not None and feed.stream not in self._reading:
-            if self._dedicated and self._waking is None:
+            may_wake = self._fanout.can_unblock is not False  # None: the first read asks
+            if self._dedicated and may_wake and self._waking is None:
                 self._waking = asyncio.create_task(self._unblock(), name="fanout:wake")
 
     async def _run(self) -> None:
@@ -370,10 +372,10 @@ class _ReadGroup:
                 streams = {stream: feed.cursor for stream, feed in self.feeds.items()}
                 self._reading = frozenset(streams)
                 block = settings.read_block_ms
-                if self._dedicated and not self._fanout.can_unblock:
-                    block = min(block, _POLL_WITHOUT_UNBLOCK_MS)
                 try:
                     client = await self._reader()
+                    if self._dedicated and not self._fanout.can_unblock:
+                        block = min(block, _POLL_WITHOUT_UNBLOCK_MS)
                     reply = await client.xread(
                         streams, count=settings.replay_page_size, block=block
                     )
@@ -436,8 +438,8 @@ class _ReadGroup:
             self._client = type(get_reader_redis())(
                 connection_pool=get_reader_redis().connection_pool, single_connection_client=True
             )
-        if self._client_id is None:
-            self._client_id = await self._client.client_id()
+        if self._client_id is None and self._fanout.can_unblock is not False:
+            self._client_id = await self._fanout.unblockable_id(self._client)
         return self._client
 
     async def _unblock(self) -> None:
@@ -447,17 +449,16 @@ class _ReadGroup:
                 reading = self._reading
                 if reading is None or reading >= self.feeds.keys():
                     return
+                if self._fanout.can_unblock is False:  # the first read's question, answered
+                    return
                 if self._client_id is not None and await get_reader_redis().client_unblock(
                     self._client_id
                 ):
                     return
                 await asyncio.sleep(delay)
             self._client_id = None  # perhaps reconnected under another id: ask again
-        except redis.ResponseError:
-            # A server that refuses CLIENT UNBLOCK (some managed ones): new feeds are picked
-            # up by shorter reads from now on instead.
-            logger.warning("CLIENT UNBLOCK refused; the fan-out reads in short blocks")
-            self._fanout.can_unblock = False
+        except redis.ResponseError:  # refused after all (another server since the probe)
+            self._fanout.refused_unblock()
         except Exception as exc:  # the read ends by its block timeout anyway
             logger.warning("fan-out wake failed: %s", type(exc).__name__)
         finally:
@@ -485,11 +486,32 @@ class _Fanout:
         self.groups: dict[str, _ReadGroup] = {}
         self.inflight: dict[Hashable, asyncio.Future[Any]] = {}
         self._cluster = get_settings().redis_mode == "cluster"
-        self.can_unblock = True
+        self.can_unblock: bool | None = None  # not known until the first read asks
         self.parked: tuple[Any, int | None] | None = None  # see _ReadGroup.__init__
         # Readers waiting in `next(timeout)`, by when they must hear that nothing came.
         self.idle: dict[Subscription, float] = {}
         self._clock: asyncio.Task[None] | None = None
+
+    async def unblockable_id(self, client: Any) -> int | None:
+        """The id by which CLIENT UNBLOCK wakes `client`'s reads; None where the server
+        refuses either command (some managed ones do). The first time, CLIENT UNBLOCK is
+        tried beside (on an id no client has): a refusal is known before a read blocks."""
+        try:
+            if self.can_unblock is None:
+                client_id, _ = await asyncio.gather(
+                    client.client_id(), get_reader_redis().client_unblock(0)
+                )
+                self.can_unblock = True
+                return int(client_id)
+            return int(await client.client_id())
+        except redis.ResponseError:
+            self.refused_unblock()
+            return None
+
+    def refused_unblock(self) -> None:
+        # New feeds are then picked up by short reads instead of a wake-up.
+        logger.warning("CLIENT UNBLOCK refused; the fan-out reads in short blocks")
+        self.can_unblock = False
 
     def admit(self, limit: int) -> None:
         if self.readers >= limit:
