@@ -151,6 +151,17 @@ async def test_unreadable_entries_and_unknown_tasks_are_acknowledged(api, model,
     assert (await get_redis().xpending(keys.COMPLETIONS, keys.COMPLETIONS_GROUP))["pending"] == 0
 
 
+@on_every_topology
+async def test_a_consumer_whose_group_the_server_lost_makes_it_again_and_loses_nothing(
+    api, model, quiet_dispatch, redis_target
+):
+    await consumer.ensure_group()
+    redis_target.flush()  # a server restarted without its data: no stream, no group
+    await get_redis().xadd(keys.COMPLETIONS, {"data": json.dumps({"operation_id": "op-x"})})
+    assert await consumer.drain("w1") == 1  # the group made again, from the stream's start
+    assert (await get_redis().xpending(keys.COMPLETIONS, keys.COMPLETIONS_GROUP))["pending"] == 0
+
+
 # --- what a result becomes before anyone sees it ---------------------------------------------
 # A built agent is saved to the user's library (`agent_saved`, with the link to open it), and
 # sensitive keys are redacted from the stream, the session and the model: through the HTTP

@@ -296,8 +296,7 @@ class ConsumerService:
         backoff = 0.5
         while True:
             try:
-                await ensure_group()
-                await drain(self.consumer, block_ms=self.block_ms)
+                await drain(self.consumer, block_ms=self.block_ms)  # creates the group if missing
                 await claim_stale(self.consumer)
                 if not self.healthy.is_set():
                     logger.info("completion consumer working", extra={"consumer": self.consumer})
