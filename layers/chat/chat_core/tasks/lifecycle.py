@@ -103,7 +103,10 @@ async def create_turn(
     except BaseException:
         await lua.SESSION_RELEASE_TURN(pointer=pointer, task_id=task_id)
         raise
-    await asyncio.gather(lua.SESSION_RELEASE_TURN(pointer=pointer, task_id=task_id), _unindex(meta))
+    undo = [_unindex(meta)]
+    if not isinstance(holder, str):  # the pointer is ours (or may be): let it go
+        undo.append(lua.SESSION_RELEASE_TURN(pointer=pointer, task_id=task_id))
+    await asyncio.gather(*undo)
     if failure is not None:
         raise failure
     raise TurnInProgress(str(holder))
