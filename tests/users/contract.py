@@ -44,6 +44,21 @@ class UserStoreContract:
         await store.put_understanding("u1", BusinessUnderstanding())  # forgetting everything
         assert await store.get_understanding("u1") is None
 
+    async def test_a_merge_adds_to_what_is_known_and_racing_merges_lose_nothing(
+        self, store_backend
+    ):
+        store = get_user_store()
+        first = await store.merge_understanding("u1", BusinessUnderstanding(industry="bakery"))
+        assert (
+            first == await store.get_understanding("u1") == BusinessUnderstanding(industry="bakery")
+        )
+        # Two conversations of one user learning at once: every fact is kept.
+        facts = [BusinessUnderstanding(pain_points=[f"pain {n}"]) for n in range(8)]
+        await asyncio.gather(*(store.merge_understanding("u1", fact) for fact in facts))
+        known = await store.get_understanding("u1")
+        assert known is not None and known.industry == "bakery"
+        assert sorted(known.pain_points) == sorted(f"pain {n}" for n in range(8))
+
     async def test_an_agent_is_saved_once_and_found_only_in_its_owners_library(self, store_backend):
         store = get_user_store()
         agent = LibraryAgent(agent_id="a1", name="Invoice Chaser", graph={"nodes": [{"id": 1}]})

@@ -18,6 +18,7 @@ def test_the_interface_is_the_stores_whole_api():
         "get_agent",
         "get_understanding",
         "list_agents",
+        "merge_understanding",
         "put_understanding",
         "save_agent",
     ]

@@ -417,6 +417,18 @@ return false
 """,
 )
 
+# A read-merge-write's write: `target` set to `replacement` only while it still holds
+# `expected` ('': while it holds nothing). → 1, or 0 when it changed since it was read
+VALUE_SWAP = Script(
+    "target",
+    "expected replacement",
+    """
+if (redis.call('GET', target) or '') ~= expected then return 0 end
+redis.call('SET', target, replacement)
+return 1
+""",
+)
+
 # The session read cache (keys: the cached copy and its version, one session's slot).
 CACHE_INVALIDATE = Script(
     "cache version",

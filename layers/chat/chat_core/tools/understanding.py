@@ -34,10 +34,7 @@ class UpdateBusinessUnderstanding(Tool):
             )
         if args.is_empty():
             raise ToolError("Nothing to remember: pass at least one fact about the user.")
-        store = get_user_store()
-        known = await store.get_understanding(ctx.user_id) or BusinessUnderstanding()
-        updated = known.merged(args)
-        await store.put_understanding(ctx.user_id, updated)
+        updated = await get_user_store().merge_understanding(ctx.user_id, args)
         return {
             "type": "understanding_updated",
             "understanding": updated.model_dump(exclude_defaults=True),

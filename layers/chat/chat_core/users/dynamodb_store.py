@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from ..sessions.dynamodb_store import _condition_failed, _item, _plain, dynamodb_client
 from ..settings import get_settings
 from .models import BusinessUnderstanding, LibraryAgent
+from .store import merge_by_swapping
 
 UNDERSTANDING = "UNDERSTANDING"
 AGENT_PREFIX = "AGENT#"
@@ -38,6 +39,15 @@ class DynamoDBUserStore:
         item = {**key, "body": understanding.model_dump_json(exclude_defaults=True)}
         await asyncio.to_thread(self._client.put_item, TableName=self.table_name, Item=_item(item))
 
+    async def merge_understanding(
+        self, user_id: str, update: BusinessUnderstanding
+    ) -> BusinessUnderstanding:
+        return await merge_by_swapping(
+            lambda: asyncio.to_thread(self._get_body, user_id, UNDERSTANDING),
+            lambda expected, body: asyncio.to_thread(self._swap, user_id, expected, body),
+            update,
+        )
+
     async def save_agent(self, user_id: str, agent: LibraryAgent) -> LibraryAgent:
         return await asyncio.to_thread(self._save_agent, user_id, agent)
 
@@ -54,6 +64,25 @@ class DynamoDBUserStore:
             TableName=self.table_name, Key=_item(_key(user_id, sort_key)), ConsistentRead=True
         )
         return _plain(reply["Item"])["body"] if "Item" in reply else None
+
+    def _swap(self, user_id: str, expected: str | None, body: str) -> bool:
+        """Put the understanding's `body` only while the stored one is `expected`."""
+        condition: dict[str, object] = (
+            {"ConditionExpression": "attribute_not_exists(PK)"}
+            if expected is None
+            else {
+                "ConditionExpression": "body = :expected",
+                "ExpressionAttributeValues": _item({":expected": expected}),
+            }
+        )
+        item = {**_key(user_id, UNDERSTANDING), "body": body}
+        try:
+            self._client.put_item(TableName=self.table_name, Item=_item(item), **condition)
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return False
+            raise
+        return True
 
     def _save_agent(self, user_id: str, agent: LibraryAgent) -> LibraryAgent:
         item = {**_key(user_id, AGENT_PREFIX + agent.agent_id), "body": agent.model_dump_json()}

@@ -3,9 +3,10 @@ and the library as a HASH of agent id → agent JSON. Neither expires: they outl
 
 from __future__ import annotations
 
-from .. import keys
+from .. import keys, lua
 from ..redis_client import get_redis
 from .models import BusinessUnderstanding, LibraryAgent
+from .store import merge_by_swapping
 
 
 class RedisUserStore:
@@ -19,6 +20,19 @@ class RedisUserStore:
             await get_redis().delete(key)
         else:
             await get_redis().set(key, understanding.model_dump_json(exclude_defaults=True))
+
+    async def merge_understanding(
+        self, user_id: str, update: BusinessUnderstanding
+    ) -> BusinessUnderstanding:
+        key = keys.user_understanding(user_id)
+
+        async def swap(expected: str | None, replacement: str) -> bool:
+            swapped = await lua.VALUE_SWAP(
+                target=key, expected=expected or "", replacement=replacement
+            )
+            return bool(swapped)
+
+        return await merge_by_swapping(lambda: get_redis().get(key), swap, update)
 
     async def save_agent(self, user_id: str, agent: LibraryAgent) -> LibraryAgent:
         r = get_redis()
