@@ -33,6 +33,7 @@ import logging
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from .. import background
@@ -158,8 +159,7 @@ class _Turn:
         self.usage = Usage(
             prompt_tokens=0, completion_tokens=0, total_tokens=0, model=self.settings.model
         )
-        # The tool schemas travel with every call that offers them, so they use context too.
-        self._tools_tokens = estimate_tokens(json.dumps(tools.openai_tools()))
+        self._tools_tokens = _schema_tokens(tools)
 
     async def run(
         self,
@@ -451,6 +451,13 @@ class _Turn:
             )
         except Exception:
             logger.warning("could not save the interrupted answer", exc_info=True)
+
+
+@cache
+def _schema_tokens(tools: ToolRegistry) -> int:
+    """The tool schemas travel with every call that offers them, so they use context too.
+    A registry's schemas never change (the default ones are built once per process)."""
+    return estimate_tokens(json.dumps(tools.openai_tools()))
 
 
 def _answered_later(output: Chunk) -> bool:
