@@ -238,6 +238,19 @@ async def test_a_method_a_path_lacks_is_405_with_allow(api) -> None:
     assert answer.json()["detail"]["code"] == "METHOD_NOT_ALLOWED"
 
 
+async def test_a_405_allows_every_method_of_a_path_with_several_routes(api) -> None:
+    spec = (await api.get("/openapi.json")).json()["paths"]
+    for template, concrete in [
+        ("/api/chat/sessions/{session_id}", "/api/chat/sessions/s1"),
+        ("/api/chat/users/me/understanding", "/api/chat/users/me/understanding"),
+    ]:
+        methods = {m.upper() for m in spec[template]}
+        assert len(methods) > 1, template  # a path the first route alone misdescribes
+        answer = await api.request("TRACE", concrete)
+        assert answer.status_code == 405
+        assert set(answer.headers["allow"].split(", ")) == methods
+
+
 async def test_openapi_describes_every_route(api):
     spec = (await api.get("/openapi.json")).json()
     assert {

@@ -8,13 +8,16 @@ Another user's session or task is "not found", word for word like one that does 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
+from functools import cache
 
 import redis.exceptions
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from ..fanout import ReadersBusy
 from ..settings import get_settings
@@ -89,12 +92,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "INVALID_REQUEST", f"{where}: {problem}" if where else problem)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400 and exc.detail == _UNPARSABLE_BODY:
             return error_response(422, "INVALID_JSON", "The request body is not valid JSON.")
         code = _STATUS_CODES.get(exc.status_code, "ERROR")
-        # Starlette's headers stay: a 405 must say what is Allowed (RFC 9110).
-        return error_response(exc.status_code, code, str(exc.detail), exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # it must say what is Allowed (RFC 9110)
+            headers["Allow"] = _allowed(request, headers.get("Allow", ""))
+        return error_response(exc.status_code, code, str(exc.detail), headers)
 
     async def _store_down(_: Request, exc: Exception) -> JSONResponse:
         # A blip, not a failure of the request: the client retries, nothing was half done.
@@ -113,3 +118,22 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         logger.error("unhandled error", exc_info=exc)
         return error_response(500, "INTERNAL_ERROR", "Something went wrong on our side.")
+
+
+def _allowed(request: Request, starlettes: str) -> str:
+    """Every method the path has. Starlette's 405 names only those of the first route whose
+    path matches, and a path here often has several routes (GET, PATCH and DELETE of a
+    session); the API's own description lists them all."""
+    methods = {m.strip() for m in starlettes.split(",") if m.strip()}
+    for pattern, path_methods in _path_methods(request.app):
+        if pattern.match(request.url.path):
+            methods |= path_methods
+    return ", ".join(sorted(methods))
+
+
+@cache
+def _path_methods(app: FastAPI) -> list[tuple[re.Pattern[str], frozenset[str]]]:
+    return [
+        (compile_path(path)[0], frozenset(method.upper() for method in operations))
+        for path, operations in app.openapi()["paths"].items()
+    ]
