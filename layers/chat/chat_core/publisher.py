@@ -27,13 +27,15 @@ both deltas that the producer would gain nothing by leaving behind:
   trip back into the model's stream (about 0.2 ms a token sooner at a token every 5 ms, on
   our 2-core machine). A producer faster than the writes has its deltas written behind and
   merged, so a burst still costs a handful of writes.
+
 `start-step` does not even start a write: it goes out with whatever the step says first, so
 the model's first words never queue behind a write of their own step's opening (a reader
-sees no difference: the step shows nothing before them). A chunk that closes something (`text-end`, `finish-step`, a tool's input or output, data) waits until it and
-everything before it are in the stream: what the producer does next (save the message, run
-the tool) never runs ahead of what its readers can see, and a Redis blip holds the producer
-there, while the write is retried, instead of failing what it does next. A producer that
-outruns Redis is held back too, once `MAX_PENDING` chunks are queued.
+sees no difference: the step shows nothing before them). A chunk that closes something
+(`text-end`, `finish-step`, a tool's input or output, data) waits until it and everything
+before it are in the stream: what the producer does next (save the message, run the tool)
+never runs ahead of what its readers can see, and a Redis blip holds the producer there,
+while the write is retried, instead of failing what it does next. A producer that outruns
+Redis is held back too, once `MAX_PENDING` chunks are queued.
 
 A Redis blip does not fail the turn: a write is retried with bounded backoff
 (`redis_retry_seconds`), and each write carries this publisher's id and batch number, so
@@ -114,7 +116,8 @@ class ChunkPublisher:
             self._wake.set()
 
     def _waits_for(self, chunk: Chunk) -> bool:
-        """Whether `send` returns only once `chunk` (and all before it) is in the stream."""
+        """Whether `send` returns only once `chunk` (and all before it) is in the stream.
+        Notes a delta's arrival and part: the next delta's answer depends on them."""
         if not isinstance(chunk, _WRITTEN_BEHIND) or len(self._pending) >= MAX_PENDING:
             return True
         if not isinstance(chunk, (TextDelta, ReasoningDelta)):

@@ -120,9 +120,9 @@ async def publish_chunks(
     task_id: str, chunks: Sequence[Chunk | str], *, writer: str = "", batch: int = 0
 ) -> list[str]:
     """Append chunks in one round trip (XADD each, TTLs of stream and meta refreshed
-    together, at most once a second per task by this process); returns their entry ids. A `writer` numbering its `batch`es may send one
-    again after a broken connection: a batch already in the stream is not appended twice
-    (and returns no ids).
+    together, at most once a second per task by this process); returns their entry ids. A
+    `writer` numbering its `batch`es may send one again after a broken connection: a batch
+    already in the stream is not appended twice (and returns no ids).
 
     Raises `TaskNotRunning` once the task has finished: a worker that lost its task (the
     sweeper failed it, a user cancelled it) learns it on its next write and stops.
